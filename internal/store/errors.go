@@ -1,0 +1,81 @@
+package store
+
+import "errors"
+
+// Errors an apply can return. They cross the wire when a follower forwards a
+// write, so each has a stable code (see Code and FromCode).
+var (
+	ErrTokenUnknown  = errors.New("join token unknown")
+	ErrTokenExpired  = errors.New("join token expired")
+	ErrTokenRevoked  = errors.New("join token revoked")
+	ErrTokenUsedUp   = errors.New("join token has no uses left")
+	ErrTokenExists   = errors.New("join token id already exists")
+	ErrNameTaken     = errors.New("node name is already a current member")
+	ErrNoSuchMember  = errors.New("no such member")
+	ErrAlreadyInit   = errors.New("cluster already initialised")
+	ErrNotInit       = errors.New("cluster not initialised")
+	ErrFirstMember   = errors.New("only the first member may join without a token")
+	ErrLastVoter     = errors.New("refusing to remove the last voter")
+	ErrMemberGone    = errors.New("member has left the cluster")
+	ErrNotLeader     = errors.New("not the leader")
+	ErrNoLeader      = errors.New("no leader")
+	ErrInvalidName   = errors.New("invalid node name")
+	ErrInvalidToken  = errors.New("invalid join token")
+	ErrInvalidInput  = errors.New("invalid input")
+	ErrSecretUnknown = errors.New("join token secret does not match")
+)
+
+var codes = map[error]string{
+	ErrTokenUnknown:  "token_unknown",
+	ErrTokenExpired:  "token_expired",
+	ErrTokenRevoked:  "token_revoked",
+	ErrTokenUsedUp:   "token_used_up",
+	ErrTokenExists:   "token_exists",
+	ErrNameTaken:     "name_taken",
+	ErrNoSuchMember:  "no_such_member",
+	ErrAlreadyInit:   "already_init",
+	ErrNotInit:       "not_init",
+	ErrFirstMember:   "first_member",
+	ErrLastVoter:     "last_voter",
+	ErrMemberGone:    "member_gone",
+	ErrNotLeader:     "not_leader",
+	ErrNoLeader:      "no_leader",
+	ErrInvalidName:   "invalid_name",
+	ErrInvalidToken:  "invalid_token",
+	ErrInvalidInput:  "invalid_input",
+	ErrSecretUnknown: "secret_mismatch",
+	ErrBadCommand:    "bad_command",
+}
+
+// Code returns the stable code of the first known sentinel err wraps, or "".
+func Code(err error) string {
+	for e, c := range codes {
+		if errors.Is(err, e) {
+			return c
+		}
+	}
+	return ""
+}
+
+// FromCode rebuilds an error received from another node: it wraps the
+// sentinel for code (if any) so errors.Is works across the wire, and keeps
+// the remote message.
+func FromCode(code, msg string) error {
+	for e, c := range codes {
+		if c == code {
+			if msg == e.Error() {
+				return e
+			}
+			return &remoteError{msg: msg, sentinel: e}
+		}
+	}
+	return errors.New(msg)
+}
+
+type remoteError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *remoteError) Error() string { return e.msg }
+func (e *remoteError) Unwrap() error { return e.sentinel }

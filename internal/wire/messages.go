@@ -1,0 +1,44 @@
+package wire
+
+import "encoding/json"
+
+// JoinRequest is the first and only frame a joining node sends on a join
+// connection, after it has checked the cluster CA's hash.
+type JoinRequest struct {
+	Token    string `json:"token"`     // the full join token as printed by "buoy token create"
+	Name     string `json:"name"`      // the name the joiner wants; must match the CSR
+	CSR      []byte `json:"csr"`       // DER-encoded certificate request
+	PeerPort int    `json:"peer_port"` // the port the joiner accepts peer links on (0: none)
+	Dialed   string `json:"dialed"`    // the host:port the joiner dialed to reach us
+	// Observed is filled by the node that accepted the join connection:
+	// the joiner's source address as that node saw it.
+	Observed string `json:"observed,omitempty"`
+}
+
+// JoinResponse answers a JoinRequest.
+type JoinResponse struct {
+	Error   string       `json:"error,omitempty"`
+	Cert    []byte       `json:"cert,omitempty"`    // the joiner's signed certificate, DER
+	CA      []byte       `json:"ca,omitempty"`      // the cluster CA certificate, DER
+	Members []MemberAddr `json:"members,omitempty"` // who to connect to first
+}
+
+// MemberAddr is a member name with the address peers dial it at.
+type MemberAddr struct {
+	Name    string `json:"name"`
+	Address string `json:"address"`
+}
+
+// Request is one call on an rpc stream.
+type Request struct {
+	Op   string          `json:"op"`
+	Body json.RawMessage `json:"body,omitempty"`
+}
+
+// Response answers a Request. Code is a machine-readable error class
+// (empty on success) so the caller can rebuild a sentinel error.
+type Response struct {
+	Error string          `json:"error,omitempty"`
+	Code  string          `json:"code,omitempty"`
+	Body  json.RawMessage `json:"body,omitempty"`
+}
