@@ -1,0 +1,339 @@
+// Package consensus wires hashicorp/raft into Buoy: a stream layer that runs
+// Raft over peer links addressed by node name, the log and snapshot stores
+// under the data dir, bootstrap, request forwarding to the leader over rpc
+// streams, and the leader's reconciliation of Raft's configuration with the
+// member list.
+package consensus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+
+	"buoy/internal/store"
+)
+
+// Timing holds Raft's timeouts. The zero value means hashicorp/raft's
+// defaults (heartbeat and election timeouts of 1 s), which suit home links.
+type Timing struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+}
+
+// Storage is Raft's persistent state. Leave it nil in Config to use the
+// data dir; tests pass in-memory stores (and keep them across a simulated
+// restart).
+type Storage struct {
+	Logs   raft.LogStore
+	Stable raft.StableStore
+	Snaps  raft.SnapshotStore
+	closer io.Closer
+}
+
+// Config configures a Node.
+type Config struct {
+	Name string
+	// Dir is the data dir; Raft keeps its files under Dir/raft. Ignored
+	// when Storage is set.
+	Dir     string
+	Storage *Storage
+	FSM     *store.FSM
+	// RaftListener and RPCListener deliver streams of kind raft and rpc
+	// opened by peers; Dial opens them.
+	RaftListener net.Listener
+	RPCListener  net.Listener
+	Dial         Dialer
+	Logger       *slog.Logger
+	Timing       Timing
+	// Now is the clock used to stamp commands (the leader's time). nil:
+	// time.Now.
+	Now func() time.Time
+}
+
+// Node is this process's Raft participant.
+type Node struct {
+	cfg       Config
+	log       *slog.Logger
+	raft      *raft.Raft
+	transport *raft.NetworkTransport
+	storage   *Storage
+	handlers  map[string]Handler
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// OpenDiskStorage opens (creating if needed) the Raft stores under dir.
+func OpenDiskStorage(dir string, log *slog.Logger) (*Storage, error) {
+	rdir := filepath.Join(dir, "raft")
+	walDir := filepath.Join(rdir, "wal")
+	if err := os.MkdirAll(walDir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft storage: %w", err)
+	}
+	w, err := wal.Open(walDir, wal.WithLogger(newHCLogger(log, "raft-wal")), wal.WithSegmentSize(16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("raft storage: open log %s: %w", walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(rdir, 2, newHCLogger(log, "raft-snapshots"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("raft storage: snapshots in %s: %w", rdir, err)
+	}
+	return &Storage{Logs: w, Stable: w, Snaps: snaps, closer: w}, nil
+}
+
+// NewMemStorage returns in-memory stores, for tests.
+func NewMemStorage() *Storage {
+	m := raft.NewInmemStore()
+	return &Storage{Logs: m, Stable: m, Snaps: raft.NewInmemSnapshotStore()}
+}
+
+// Open creates the Raft node. It does not join or bootstrap anything: a node
+// with existing state resumes it; a new one waits to be added by a leader
+// unless Bootstrap is called.
+func Open(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	st := cfg.Storage
+	if st == nil {
+		var err error
+		if st, err = OpenDiskStorage(cfg.Dir, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		storage:  st,
+		handlers: map[string]Handler{},
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	n.handlers[opApply] = n.handleApply
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.Name)
+	rc.Logger = newHCLogger(cfg.Logger, "raft")
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	if t := cfg.Timing; t.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = t.HeartbeatTimeout
+		rc.ElectionTimeout = t.ElectionTimeout
+		rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+		rc.CommitTimeout = t.CommitTimeout
+	}
+	sl := &streamLayer{name: cfg.Name, ln: cfg.RaftListener, dial: cfg.Dial, ctx: ctx}
+	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  sl,
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+		Logger:  newHCLogger(cfg.Logger, "raft-net"),
+	})
+	r, err := raft.NewRaft(rc, cfg.FSM, st.Logs, st.Stable, st.Snaps, n.transport)
+	if err != nil {
+		cancel()
+		n.transport.Close()
+		if st.closer != nil {
+			st.closer.Close()
+		}
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+	n.wg.Go(n.serveRPC)
+	return n, nil
+}
+
+// HasState reports whether storage holds an existing Raft state (this node
+// was part of a cluster before).
+func HasState(st *Storage) (bool, error) {
+	return raft.HasExistingState(st.Logs, st.Stable, st.Snaps)
+}
+
+// Bootstrap makes this node the single voter of a new cluster.
+func (n *Node) Bootstrap() error {
+	cfg := raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       raft.ServerID(n.cfg.Name),
+		Address:  raft.ServerAddress(n.cfg.Name),
+	}}}
+	if err := n.raft.BootstrapCluster(cfg).Error(); err != nil {
+		return fmt.Errorf("bootstrap raft: %w", err)
+	}
+	return nil
+}
+
+// Leader returns the current leader's name, or "" if none is known.
+func (n *Node) Leader() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// Raft exposes the underlying raft.Raft for stats and observers.
+func (n *Node) Raft() *raft.Raft { return n.raft }
+
+// Stats is a summary of this node's Raft state.
+type Stats struct {
+	State        string
+	Term         uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastIndex    uint64
+}
+
+// Stats returns a summary of this node's Raft state.
+func (n *Node) Stats() Stats {
+	return Stats{
+		State:        n.raft.State().String(),
+		Term:         n.raft.CurrentTerm(),
+		CommitIndex:  n.raft.CommitIndex(),
+		AppliedIndex: n.raft.AppliedIndex(),
+		LastIndex:    n.raft.LastIndex(),
+	}
+}
+
+// Servers returns Raft's latest configuration.
+func (n *Node) Servers() ([]raft.Server, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("raft configuration: %w", err)
+	}
+	return f.Configuration().Servers, nil
+}
+
+const opApply = "apply"
+
+// Apply commits c through Raft and returns the FSM's answer. On a follower
+// the command is forwarded to the leader; across a leader change it retries
+// until ctx ends. The leader stamps c.At with its own clock.
+func (n *Node) Apply(ctx context.Context, c store.Command) error {
+	return n.OnLeader(ctx, opApply, c, nil, func(ctx context.Context) (any, error) {
+		return nil, n.applyLocal(ctx, c)
+	})
+}
+
+func (n *Node) handleApply(ctx context.Context, from string, body json.RawMessage) (any, error) {
+	var c store.Command
+	if err := json.Unmarshal(body, &c); err != nil {
+		return nil, fmt.Errorf("%w: apply from %s: %v", store.ErrInvalidInput, from, err)
+	}
+	return nil, n.applyLocal(ctx, c)
+}
+
+func (n *Node) applyLocal(ctx context.Context, c store.Command) error {
+	if !n.IsLeader() {
+		return store.ErrNotLeader
+	}
+	c.At = n.cfg.Now().UTC()
+	b, err := c.Encode()
+	if err != nil {
+		return err
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raft.Apply(b, timeout)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("%w: %v", store.ErrNotLeader, err)
+		}
+		return fmt.Errorf("raft apply %s: %w", c.Op, err)
+	}
+	if err, ok := f.Response().(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
+// OnLeader runs local on this node if it is the leader, otherwise calls op
+// with req on the leader. Calls that fail because leadership moved are
+// retried, with a short pause, until ctx ends.
+func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local func(context.Context) (any, error)) error {
+	var last error
+	for {
+		var err error
+		if n.IsLeader() {
+			var out any
+			out, err = local(ctx)
+			if err == nil && resp != nil && out != nil {
+				err = copyJSON(out, resp)
+			}
+		} else if leader := n.Leader(); leader != "" {
+			err = n.Call(ctx, leader, op, req, resp)
+		} else {
+			err = store.ErrNoLeader
+		}
+		if err == nil || !retryable(err) {
+			return err
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", op, ctx.Err(), last)
+		case <-n.ctx.Done():
+			return fmt.Errorf("%s: node shutting down: %w", op, last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// retryable errors are those a new leader will not give.
+func retryable(err error) bool {
+	if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) {
+		return true
+	}
+	// A transport error reaching the leader: it may have just died.
+	return errors.Is(err, ErrUnreachable)
+}
+
+func copyJSON(from, to any) error {
+	b, err := json.Marshal(from)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, to)
+}
+
+// Close stops Raft and everything this node started, and closes storage.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		err := n.raft.Shutdown().Error()
+		err = errors.Join(err, n.transport.Close())
+		n.cfg.RPCListener.Close()
+		n.wg.Wait()
+		if n.storage.closer != nil {
+			err = errors.Join(err, n.storage.closer.Close())
+		}
+		n.closeErr = err
+	})
+	return n.closeErr
+}
+
+// ErrCantBootstrap is returned by Bootstrap when Raft already has state.
+var ErrCantBootstrap = raft.ErrCantBootstrap

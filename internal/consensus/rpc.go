@@ -1,0 +1,126 @@
+package consensus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"buoy/internal/store"
+	"buoy/internal/wire"
+)
+
+// Handler serves one RPC operation. from is the calling node's name (taken
+// from its certificate by the peer layer, not from the request).
+type Handler func(ctx context.Context, from string, body json.RawMessage) (any, error)
+
+// Handle registers h for op. It must be called before Start.
+func (n *Node) Handle(op string, h Handler) {
+	n.handlers[op] = h
+}
+
+// rpcTimeout bounds how long one stream may sit idle between frames.
+const rpcTimeout = 30 * time.Second
+
+// peerNamer is implemented by the peer layer's streams.
+type peerNamer interface{ PeerName() string }
+
+func (n *Node) serveRPC() {
+	for {
+		conn, err := n.cfg.RPCListener.Accept()
+		if err != nil {
+			return // listener closed: Close is under way
+		}
+		n.wg.Go(func() { n.serveRPCConn(conn) })
+	}
+}
+
+func (n *Node) serveRPCConn(conn net.Conn) {
+	defer conn.Close()
+	from := ""
+	if p, ok := conn.(peerNamer); ok {
+		from = p.PeerName()
+	}
+	stop := context.AfterFunc(n.ctx, func() { conn.Close() })
+	defer stop()
+	for {
+		_ = conn.SetReadDeadline(time.Now().Add(rpcTimeout))
+		var req wire.Request
+		if err := wire.ReadFrame(conn, &req, 0); err != nil {
+			return
+		}
+		resp := n.dispatch(from, req)
+		_ = conn.SetWriteDeadline(time.Now().Add(rpcTimeout))
+		if err := wire.WriteFrame(conn, resp); err != nil {
+			n.log.Debug("rpc reply", "peer", from, "op", req.Op, "err", err)
+			return
+		}
+	}
+}
+
+func (n *Node) dispatch(from string, req wire.Request) wire.Response {
+	h, ok := n.handlers[req.Op]
+	if !ok {
+		return wire.Response{Error: fmt.Sprintf("unknown rpc %q", req.Op), Code: store.Code(store.ErrInvalidInput)}
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, rpcTimeout)
+	defer cancel()
+	out, err := h(ctx, from, req.Body)
+	if err != nil {
+		return wire.Response{Error: err.Error(), Code: store.Code(err)}
+	}
+	body, err := json.Marshal(out)
+	if err != nil {
+		return wire.Response{Error: fmt.Sprintf("encode %s reply: %v", req.Op, err)}
+	}
+	return wire.Response{Body: body}
+}
+
+// Call invokes op on node to. resp may be nil when the answer is not needed.
+// Errors from the remote handler keep their sentinel (errors.Is works).
+func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("rpc %s to %s: encode: %w", op, to, err)
+	}
+	conn, err := n.cfg.Dial(ctx, to, wire.KindRPC)
+	if err != nil {
+		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := wire.WriteFrame(conn, wire.Request{Op: op, Body: body}); err != nil {
+		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, ctxErr(ctx, err))
+	}
+	var r wire.Response
+	if err := wire.ReadFrame(conn, &r, 0); err != nil {
+		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, ctxErr(ctx, err))
+	}
+	if r.Error != "" {
+		return store.FromCode(r.Code, r.Error)
+	}
+	if resp != nil && len(r.Body) > 0 {
+		if err := json.Unmarshal(r.Body, resp); err != nil {
+			return fmt.Errorf("rpc %s to %s: decode reply: %w", op, to, err)
+		}
+	}
+	return nil
+}
+
+// ErrUnreachable marks an RPC that failed in transport: the peer may be
+// down, or the stream broke before an answer came.
+var ErrUnreachable = errors.New("peer unreachable")
+
+// ctxErr prefers the context's error over the I/O error it caused.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.Join(ctx.Err(), err)
+	}
+	return err
+}
