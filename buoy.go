@@ -1,0 +1,489 @@
+// Package buoy runs a Buoy node: a member of a small cluster of machines on
+// dynamic or NATed addresses that find each other through their peers,
+// replicate state with Raft and talk only over mutually authenticated TLS
+// 1.3 links. The buoy command is built on this package; programs can embed
+// a node the same way:
+//
+//	n, err := buoy.New(buoy.Config{Name: "pi1", DataDir: "/var/lib/buoy", Bootstrap: true})
+//	...
+//	err = n.Start(ctx)
+//	defer n.Close()
+package buoy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"buoy/internal/api"
+	"buoy/internal/consensus"
+	"buoy/internal/peer"
+	"buoy/internal/pki"
+	"buoy/internal/store"
+	"buoy/internal/wire"
+)
+
+// Node is one running Buoy node.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	id    *pki.Identity
+	fsm   *store.FSM
+	book  *addrBook
+	net   *peer.Network
+	raft  *consensus.Node
+	peerL net.Listener
+	httpL net.Listener
+	http  *http.Server
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	done   chan struct{} // closed when the node stops by itself (left or removed)
+
+	// mu guards the following fields.
+	mu       sync.Mutex
+	lastSeen map[string]time.Time // when each peer's link was last up
+	linked   map[string]bool
+	started  bool
+	closed   bool
+	stopWhy  error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Errors callers branch on.
+var (
+	// ErrNoIdentity: the data dir holds no cluster and neither Bootstrap
+	// nor Join was given.
+	ErrNoIdentity = errors.New("data dir holds no cluster")
+	// ErrLeft: this node left or was removed; its data dir cannot be
+	// reused to rejoin.
+	ErrLeft = errors.New("this node has left the cluster")
+	// ErrRemoved: another member removed this node from the cluster. It
+	// wraps ErrLeft.
+	ErrRemoved = fmt.Errorf("%w: removed by the cluster", ErrLeft)
+)
+
+// New checks cfg and returns a node that is not yet running.
+func New(cfg Config) (*Node, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Node{
+		cfg:      cfg,
+		log:      cfg.Logger.With("node", cfg.Name),
+		done:     make(chan struct{}),
+		lastSeen: map[string]time.Time{},
+		linked:   map[string]bool{},
+	}, nil
+}
+
+// Name returns the node's name.
+func (n *Node) Name() string { return n.cfg.Name }
+
+// Done is closed when the node stops on its own: after Leave, or when the
+// cluster removed it. Err then says why.
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err returns why the node stopped on its own, or nil.
+func (n *Node) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.stopWhy
+}
+
+// leftMarker is written to the data dir when the node leaves or is
+// removed, so a restart does not try to act as a member.
+const leftMarker = "LEFT"
+
+// Start brings the node up: it loads or creates the node's identity
+// (bootstrapping a new cluster or joining one with a token), starts the
+// peer links, Raft and the HTTP API, and returns. The cluster may still be
+// electing a leader when Start returns.
+func (n *Node) Start(ctx context.Context) error {
+	n.mu.Lock()
+	if n.started {
+		n.mu.Unlock()
+		return errors.New("start: node already started")
+	}
+	n.started = true
+	n.mu.Unlock()
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err := n.start(ctx); err != nil {
+		n.Close()
+		return err
+	}
+	return nil
+}
+
+func (n *Node) start(ctx context.Context) error {
+	dir := n.cfg.DataDir
+	if err := checkDataDir(dir); err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, leftMarker)); err == nil {
+		return fmt.Errorf("%w (%s): remove the data dir %s and join again with a new token", ErrLeft, bytesTrim(b), dir)
+	}
+	book, err := loadAddrBook(dir)
+	if err != nil {
+		return err
+	}
+	n.book = book
+
+	// The peer listener comes first: its port goes into the join request.
+	if n.cfg.PeerListener != nil {
+		n.peerL = n.cfg.PeerListener
+	} else if n.peerL, err = net.Listen("tcp", n.cfg.PeerAddr); err != nil {
+		return fmt.Errorf("listen for peers on %s: %w", n.cfg.PeerAddr, err)
+	}
+
+	id, err := pki.LoadIdentity(dir)
+	switch {
+	case err == nil:
+		if id.Name != n.cfg.Name {
+			return fmt.Errorf("%w: data dir %s belongs to node %q, not %q", ErrConfig, dir, id.Name, n.cfg.Name)
+		}
+	case errors.Is(err, pki.ErrNoIdentity) && n.cfg.Bootstrap:
+		if id, err = n.bootstrapIdentity(); err != nil {
+			return err
+		}
+	case errors.Is(err, pki.ErrNoIdentity) && len(n.cfg.Join) > 0:
+		if id, err = n.join(ctx); err != nil {
+			return err
+		}
+	case errors.Is(err, pki.ErrNoIdentity):
+		return fmt.Errorf("%w %s: start with --bootstrap to create a cluster, or with --join HOST:PORT --token TOKEN to join one", ErrNoIdentity, dir)
+	default:
+		return fmt.Errorf("load identity: %w", err)
+	}
+	n.id = id
+
+	n.fsm = store.NewFSM(n.log.With("component", "store"))
+	n.net, err = peer.New(peer.Config{
+		Name:     n.cfg.Name,
+		Cert:     id.TLSCertificate(),
+		Roots:    id.Pool(),
+		IsMember: n.isMember,
+		Resolve:  n.resolve,
+		Dial:     n.cfg.Dial,
+		Join:     n.serveJoin,
+		OnLink:   n.onLink,
+		OnUnlink: n.onUnlink,
+		Logger:   n.log.With("component", "peer"),
+	})
+	if err != nil {
+		return fmt.Errorf("peer links: %w", err)
+	}
+	raftL := n.net.Listen(wire.KindRaft)
+	rpcL := n.net.Listen(wire.KindRPC)
+	n.raft, err = consensus.Open(consensus.Config{
+		Name:         n.cfg.Name,
+		Dir:          dir,
+		FSM:          n.fsm,
+		RaftListener: raftL,
+		RPCListener:  rpcL,
+		Dial:         n.dialStream,
+		Logger:       n.log.With("component", "raft"),
+	})
+	if err != nil {
+		return err
+	}
+	n.registerRPC()
+	n.wg.Go(func() {
+		if err := n.net.Serve(n.peerL); err != nil && !errors.Is(err, peer.ErrClosed) {
+			n.log.Error("peer listener stopped", "err", err)
+		}
+	})
+
+	if _, err := os.Stat(filepath.Join(dir, bootstrapFile)); err == nil {
+		if err := n.bootstrapRaft(); err != nil {
+			return err
+		}
+	}
+	// Links to every peer we know of, before Raft tells us the members.
+	n.net.Keep(n.knownPeers(nil))
+
+	if err := n.startHTTP(); err != nil {
+		return err
+	}
+	n.wg.Go(n.watchState)
+	n.wg.Go(n.leaderLoop)
+	n.log.Info("node started", "peer_addr", n.peerL.Addr().String(), "ca", pki.CertHash(id.CADER))
+	return nil
+}
+
+func bytesTrim(b []byte) string {
+	s := string(b)
+	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == ' ') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// checkDataDir creates dir if needed and proves it is writable, so that a
+// read-only or full disk is reported at start, not at the first write.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	probe := filepath.Join(dir, ".write-test")
+	if err := os.WriteFile(probe, []byte("ok"), 0o600); err != nil {
+		return fmt.Errorf("data dir %s is not writable: %w", dir, err)
+	}
+	return os.Remove(probe)
+}
+
+// dialStream opens a stream of kind to a peer, for Raft and RPCs.
+func (n *Node) dialStream(ctx context.Context, name string, kind wire.Kind) (net.Conn, error) {
+	s, err := n.net.Open(ctx, name, kind)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// isMember is the peer layer's handshake check. A departed member is
+// refused. A name this node has not heard of yet is accepted: every
+// certificate the CA signs is issued together with its member.join entry,
+// and a node whose Raft state is behind (just joined, just restarted) must
+// still let the leader in to catch up.
+func (n *Node) isMember(name string) bool {
+	m, ok := n.fsm.View().Members[name]
+	return !ok || !m.Left
+}
+
+// resolve gives the peer layer a name's candidate addresses: what worked
+// or was observed last, then the member record's address.
+func (n *Node) resolve(name string) []string {
+	out := n.book.get(name)
+	if m, ok := n.fsm.View().Members[name]; ok && m.Address != "" && !slices.Contains(out, m.Address) {
+		out = append(out, m.Address)
+	}
+	return out
+}
+
+func (n *Node) onLink(name string, remote net.Addr, inbound bool) {
+	n.mu.Lock()
+	n.linked[name] = true
+	n.lastSeen[name] = time.Now()
+	n.mu.Unlock()
+	if !inbound {
+		n.book.learn(name, remote.String())
+		return
+	}
+	if m, ok := n.fsm.View().Members[name]; ok {
+		n.book.add(name, withPort(remote, m.PeerPort))
+	}
+}
+
+func (n *Node) onUnlink(name string) {
+	n.mu.Lock()
+	n.linked[name] = false
+	n.lastSeen[name] = time.Now()
+	n.mu.Unlock()
+}
+
+func (n *Node) alive(name string) bool {
+	if name == n.cfg.Name {
+		return true
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.linked[name]
+}
+
+// knownPeers lists every peer name from the state and the address book.
+func (n *Node) knownPeers(s *store.State) []string {
+	var names []string
+	if s != nil {
+		for _, m := range s.Current() {
+			names = append(names, m.Name)
+		}
+	}
+	n.book.mu.Lock()
+	for name := range n.book.known {
+		if s == nil || !slices.Contains(names, name) && s.Members[name].Name == "" {
+			names = append(names, name)
+		}
+	}
+	n.book.mu.Unlock()
+	return slices.DeleteFunc(names, func(s string) bool { return s == n.cfg.Name })
+}
+
+// watchState follows the replicated state: it keeps links to the current
+// members, drops departed ones, learns member addresses, and stops the node
+// if it was removed.
+func (n *Node) watchState() {
+	for {
+		s := n.fsm.View()
+		for _, m := range s.All() {
+			if m.Left {
+				n.net.Disconnect(m.Name)
+				n.book.forget(m.Name)
+				continue
+			}
+			if m.Name != n.cfg.Name {
+				n.book.add(m.Name, m.Address)
+			}
+		}
+		n.net.Keep(n.knownPeers(s))
+		if err := n.book.save(); err != nil {
+			n.log.Warn("saving peer addresses", "err", err)
+		}
+		if me, ok := s.Members[n.cfg.Name]; ok && me.Left {
+			why := ErrLeft
+			if me.LeftReason == "removed" {
+				why = ErrRemoved
+			}
+			n.stopSelf(fmt.Errorf("%w at %s", why, me.LeftAt.Format(time.RFC3339)))
+			return
+		}
+		select {
+		case <-s.Next():
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+// stopSelf marks the data dir as departed and signals Done. The owner of
+// the node (the agent, an embedding program) calls Close.
+func (n *Node) stopSelf(why error) {
+	n.mu.Lock()
+	first := n.stopWhy == nil
+	if first {
+		n.stopWhy = why
+	}
+	n.mu.Unlock()
+	if !first {
+		return
+	}
+	if err := os.WriteFile(filepath.Join(n.cfg.DataDir, leftMarker), []byte(why.Error()+"\n"), 0o600); err != nil {
+		n.log.Error("writing left marker", "err", err)
+	}
+	n.log.Warn("node stopping", "reason", why)
+	close(n.done)
+}
+
+// leaderLoop runs the leader's duties: finishing a bootstrap, and keeping
+// Raft's configuration in line with the member list.
+func (n *Node) leaderLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if n.raft.IsLeader() {
+			n.leaderDuties()
+		}
+		select {
+		case <-t.C:
+		case <-n.fsm.View().Next():
+		case <-n.ctx.Done():
+			return
+		}
+	}
+}
+
+func (n *Node) leaderDuties() {
+	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+	defer cancel()
+	if err := n.finishBootstrap(ctx); err != nil {
+		n.log.Warn("finishing bootstrap", "err", err)
+		return
+	}
+	s := n.fsm.View()
+	if len(s.Cluster.CACertPEM) == 0 {
+		return
+	}
+	var names []string
+	for _, m := range s.Current() {
+		names = append(names, m.Name)
+	}
+	if err := n.raft.Reconcile(names, n.cfg.MaxVoters, n.alive); err != nil {
+		n.log.Warn("reconciling raft configuration", "err", err)
+	}
+}
+
+// Close stops the node and waits for everything it started.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		n.mu.Unlock()
+		if n.cancel != nil {
+			n.cancel()
+		}
+		var errs []error
+		if n.http != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.http.Shutdown(sctx))
+			cancel()
+		}
+		if n.raft != nil {
+			errs = append(errs, n.raft.Close())
+		}
+		if n.net != nil {
+			errs = append(errs, n.net.Close())
+		} else if n.peerL != nil {
+			n.peerL.Close()
+		}
+		n.wg.Wait()
+		if n.book != nil {
+			errs = append(errs, n.book.save())
+		}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// startHTTP serves the API unless disabled.
+func (n *Node) startHTTP() error {
+	if n.cfg.HTTPAddr == "-" && n.cfg.HTTPListener == nil {
+		return nil
+	}
+	l := n.cfg.HTTPListener
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("listen for the HTTP API on %s: %w", n.cfg.HTTPAddr, err)
+		}
+	}
+	n.httpL = l
+	n.http = &http.Server{
+		Handler:           api.New(n, n.cfg.HTTPToken, n.log.With("component", "api")),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	n.wg.Go(func() {
+		if err := n.http.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("HTTP API stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// PeerAddr returns the address the node accepts peer links on.
+func (n *Node) PeerAddr() net.Addr {
+	if n.peerL == nil {
+		return nil
+	}
+	return n.peerL.Addr()
+}
+
+// HTTPAddr returns the address of the HTTP API, or nil if it is disabled.
+func (n *Node) HTTPAddr() net.Addr {
+	if n.httpL == nil {
+		return nil
+	}
+	return n.httpL.Addr()
+}

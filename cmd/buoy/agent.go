@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"buoy"
+)
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+// agentConfig builds the node configuration from defaults, the config file,
+// BUOY_* variables and flags, in that order of precedence (flags win).
+func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (buoy.Config, string, error) {
+	fs := flag.NewFlagSet("buoy agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg       buoy.Config
+		join      stringList
+		logLevel  string
+		flagLevel = fs.String("log-level", "info", "log level: debug, info, warn, error")
+		cfgFile   = fs.String("config", "", "YAML config file (unknown keys are an error)")
+	)
+	name := fs.String("name", "", "this node's name, one DNS label (required)")
+	dataDir := fs.String("data-dir", "", "where the node keeps its keys and state (required)")
+	peerAddr := fs.String("peer-addr", buoy.DefaultPeerAddr, "address to accept peer links on")
+	httpAddr := fs.String("http-addr", buoy.DefaultHTTPAddr, "HTTP API address; a non-loopback one needs --http-token; - disables")
+	httpToken := fs.String("http-token", "", "bearer token required by the HTTP API")
+	bootstrap := fs.Bool("bootstrap", false, "create a new cluster if the data dir is empty")
+	fs.Var(&join, "join", "HOST:PORT of a member to join through (repeatable)")
+	token := fs.String("token", "", "join token from \"buoy token create\"")
+	maxVoters := fs.Int("max-voters", buoy.DefaultMaxVoters, "most Raft voters; later nodes join as non-voters")
+	cluster := fs.String("cluster", buoy.DefaultCluster, "cluster name written into a new CA")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", err
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	logLevel = "info"
+	if *cfgFile != "" {
+		fc, err := loadConfigFile(*cfgFile)
+		if err != nil {
+			return cfg, "", err
+		}
+		fc.apply(&cfg, &logLevel)
+	}
+	if err := applyEnv(&cfg, &logLevel, getenv); err != nil {
+		return cfg, "", err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "name":
+			cfg.Name = *name
+		case "data-dir":
+			cfg.DataDir = *dataDir
+		case "peer-addr":
+			cfg.PeerAddr = *peerAddr
+		case "http-addr":
+			cfg.HTTPAddr = *httpAddr
+		case "http-token":
+			cfg.HTTPToken = *httpToken
+		case "bootstrap":
+			cfg.Bootstrap = *bootstrap
+		case "join":
+			cfg.Join = join
+		case "token":
+			cfg.Token = *token
+		case "max-voters":
+			cfg.MaxVoters = *maxVoters
+		case "cluster":
+			cfg.Cluster = *cluster
+		case "log-level":
+			logLevel = *flagLevel
+		}
+	})
+	return cfg, logLevel, nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("%w: log level %q: want debug, info, warn or error", errUsage, s)
+	}
+	return l, nil
+}
+
+func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, level, err := agentConfig(args, stderr, os.Getenv)
+	if err != nil {
+		return err
+	}
+	lvl, err := parseLevel(level)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	n, err := buoy.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	defer n.Close()
+	select {
+	case <-ctx.Done():
+		cfg.Logger.Info("shutting down")
+		return n.Close()
+	case <-n.Done():
+		n.Close()
+		err := n.Err()
+		if errors.Is(err, buoy.ErrLeft) && !errors.Is(err, buoy.ErrRemoved) {
+			cfg.Logger.Info("left the cluster", "reason", err)
+			return nil
+		}
+		return err
+	}
+}

@@ -1,0 +1,116 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"buoy"
+)
+
+// fileConfig is the YAML config file. Unknown keys are an error.
+type fileConfig struct {
+	Name      string   `yaml:"name"`
+	DataDir   string   `yaml:"data_dir"`
+	PeerAddr  string   `yaml:"peer_addr"`
+	HTTPAddr  string   `yaml:"http_addr"`
+	HTTPToken string   `yaml:"http_token"`
+	Bootstrap bool     `yaml:"bootstrap"`
+	Join      []string `yaml:"join"`
+	Token     string   `yaml:"token"`
+	MaxVoters int      `yaml:"max_voters"`
+	Cluster   string   `yaml:"cluster"`
+	LogLevel  string   `yaml:"log_level"`
+}
+
+// parseConfigFile decodes a YAML config strictly.
+func parseConfigFile(data []byte) (fileConfig, error) {
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return fileConfig{}, err
+	}
+	// A second document is a mistake, not something to ignore.
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return fileConfig{}, errors.New("config file holds more than one YAML document")
+	}
+	return fc, nil
+}
+
+func loadConfigFile(path string) (fileConfig, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("config file: %w", err)
+	}
+	fc, err := parseConfigFile(data)
+	if err != nil {
+		return fileConfig{}, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return fc, nil
+}
+
+// apply copies the file's settings into c.
+func (fc fileConfig) apply(c *buoy.Config, logLevel *string) {
+	set := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	set(&c.Name, fc.Name)
+	set(&c.DataDir, fc.DataDir)
+	set(&c.PeerAddr, fc.PeerAddr)
+	set(&c.HTTPAddr, fc.HTTPAddr)
+	set(&c.HTTPToken, fc.HTTPToken)
+	set(&c.Token, fc.Token)
+	set(&c.Cluster, fc.Cluster)
+	set(logLevel, fc.LogLevel)
+	if fc.Bootstrap {
+		c.Bootstrap = true
+	}
+	if len(fc.Join) > 0 {
+		c.Join = fc.Join
+	}
+	if fc.MaxVoters != 0 {
+		c.MaxVoters = fc.MaxVoters
+	}
+}
+
+// applyEnv copies BUOY_* variables into c. getenv is os.Getenv in main.
+func applyEnv(c *buoy.Config, logLevel *string, getenv func(string) string) error {
+	str := map[string]*string{
+		"BUOY_NAME": &c.Name, "BUOY_DATA_DIR": &c.DataDir, "BUOY_PEER_ADDR": &c.PeerAddr,
+		"BUOY_HTTP_ADDR": &c.HTTPAddr, "BUOY_HTTP_TOKEN": &c.HTTPToken, "BUOY_TOKEN": &c.Token,
+		"BUOY_CLUSTER": &c.Cluster, "BUOY_LOG_LEVEL": logLevel,
+	}
+	for k, p := range str {
+		if v := getenv(k); v != "" {
+			*p = v
+		}
+	}
+	if v := getenv("BUOY_JOIN"); v != "" {
+		c.Join = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	}
+	if v := getenv("BUOY_BOOTSTRAP"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("BUOY_BOOTSTRAP=%q: want true or false", v)
+		}
+		c.Bootstrap = b
+	}
+	if v := getenv("BUOY_MAX_VOTERS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("BUOY_MAX_VOTERS=%q: want a number", v)
+		}
+		c.MaxVoters = n
+	}
+	return nil
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"buoy"
+)
+
+// runDev starts three nodes in this process on loopback, each with its own
+// data dir under a temporary folder, and runs until interrupted.
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("buoy dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	nodes := fs.Int("nodes", 3, "how many nodes to run")
+	keep := fs.Bool("keep", false, "keep the data dirs after shutdown")
+	level := fs.String("log-level", "warn", "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *nodes < 1 || *nodes > 9 {
+		return fmt.Errorf("%w: --nodes must be 1 to 9", errUsage)
+	}
+	lvl, err := parseLevel(*level)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	root, err := os.MkdirTemp("", "buoy-dev-")
+	if err != nil {
+		return err
+	}
+	if !*keep {
+		defer os.RemoveAll(root)
+	}
+
+	var running []*buoy.Node
+	defer func() {
+		for i := len(running) - 1; i >= 0; i-- {
+			running[i].Close()
+		}
+	}()
+	startCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	var token string
+	for i := range *nodes {
+		name := fmt.Sprintf("node%d", i+1)
+		peerL, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		httpL, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			peerL.Close()
+			return err
+		}
+		cfg := buoy.Config{
+			Name:         name,
+			DataDir:      filepath.Join(root, name),
+			PeerListener: peerL,
+			HTTPListener: httpL,
+			Logger:       log,
+		}
+		if i == 0 {
+			cfg.Bootstrap = true
+		} else {
+			cfg.Join = []string{running[0].PeerAddr().String()}
+			cfg.Token = token
+		}
+		n, err := buoy.New(cfg)
+		if err != nil {
+			peerL.Close()
+			httpL.Close()
+			return err
+		}
+		if err := n.Start(startCtx); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		running = append(running, n)
+		if err := n.WaitReady(startCtx); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		if i == 0 {
+			t, err := n.CreateToken(startCtx, buoy.TokenRequest{TTL: "1h", Description: "buoy dev"})
+			if err != nil {
+				return err
+			}
+			token = t.Token
+		}
+	}
+
+	fmt.Fprintf(stdout, "Buoy dev cluster: %d nodes on loopback, data under %s\n\n", len(running), root)
+	for _, n := range running {
+		fmt.Fprintf(stdout, "  %-6s peer %-21s http %s\n", n.Name(), n.PeerAddr(), n.HTTPAddr())
+	}
+	first := running[0].HTTPAddr().String()
+	fmt.Fprintf(stdout, `
+Try, in another terminal:
+  export BUOY_HTTP_ADDR=%s
+  go run ./cmd/buoy members
+  go run ./cmd/buoy status
+  go run ./cmd/buoy token create --ttl 10m
+  go run ./cmd/buoy members --json --http-addr %s
+
+Ctrl-C stops the cluster%s.
+`, first, running[len(running)-1].HTTPAddr(), map[bool]string{false: " and removes its data", true: ""}[*keep])
+
+	// Nodes stop on their own only when they leave or are removed.
+	done := make(chan *buoy.Node, len(running))
+	for _, n := range running {
+		go func() {
+			select {
+			case <-n.Done():
+				done <- n
+			case <-ctx.Done():
+			}
+		}()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(stdout, "\nshutting down")
+			return nil
+		case n := <-done:
+			fmt.Fprintf(stdout, "%s stopped: %v\n", n.Name(), n.Err())
+			if errors.Is(n.Err(), buoy.ErrLeft) {
+				continue
+			}
+		}
+	}
+}

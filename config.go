@@ -1,0 +1,133 @@
+package buoy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"buoy/internal/pki"
+)
+
+// Config configures a Node. The zero value is not usable: Name and DataDir
+// are required, and a new data dir needs Bootstrap or Join.
+type Config struct {
+	// Name is the node's name, one DNS label ([a-z0-9-], up to 63
+	// characters). It is the node's identity in its certificate and in Raft.
+	Name string
+	// DataDir holds the node's key, certificates and Raft state.
+	DataDir string
+	// PeerAddr is where the node accepts peer links (default ":7300").
+	PeerAddr string
+	// HTTPAddr is where the HTTP API listens (default "127.0.0.1:7380";
+	// "-" disables it). A non-loopback address needs HTTPToken.
+	HTTPAddr string
+	// HTTPToken, if set, is required as "Authorization: Bearer <token>" on
+	// every API request.
+	HTTPToken string
+	// Bootstrap creates a new cluster with this node as its first member
+	// when the data dir is empty. It is ignored for a data dir that already
+	// holds a cluster.
+	Bootstrap bool
+	// Join lists host:port addresses of existing members, used with Token
+	// when the data dir is empty.
+	Join []string
+	// Token is a join token from "buoy token create".
+	Token string
+	// MaxVoters caps Raft voters (default 5); later nodes are non-voters.
+	MaxVoters int
+	// Cluster names the cluster in its CA certificate (default "buoy").
+	Cluster string
+	// Logger receives the node's logs (default: discarded).
+	Logger *slog.Logger
+
+	// PeerListener, if set, is used instead of listening on PeerAddr (an
+	// embedding program or a test supplies its own).
+	PeerListener net.Listener
+	// HTTPListener, if set, is used instead of listening on HTTPAddr.
+	HTTPListener net.Listener
+	// Dial, if set, opens raw transport connections to peers instead of
+	// TCP (tests use an in-memory network).
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+}
+
+// Defaults.
+const (
+	DefaultPeerAddr  = ":7300"
+	DefaultHTTPAddr  = "127.0.0.1:7380"
+	DefaultMaxVoters = 5
+	DefaultCluster   = "buoy"
+	// DefaultTokenTTL is the lifetime of a join token when none is given.
+	DefaultTokenTTL = time.Hour
+	// certTTL is the lifetime of node certificates.
+	certTTL = 5 * 365 * 24 * time.Hour
+)
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("invalid configuration")
+
+func (c *Config) setDefaults() {
+	if c.PeerAddr == "" {
+		c.PeerAddr = DefaultPeerAddr
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = DefaultHTTPAddr
+	}
+	if c.MaxVoters == 0 {
+		c.MaxVoters = DefaultMaxVoters
+	}
+	if c.Cluster == "" {
+		c.Cluster = DefaultCluster
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate checks the configuration without touching the disk or network.
+func (c *Config) Validate() error {
+	if err := pki.ValidName(c.Name); err != nil {
+		return fmt.Errorf("%w: --name: %w", ErrConfig, err)
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("%w: --data-dir is required", ErrConfig)
+	}
+	if c.MaxVoters < 1 {
+		return fmt.Errorf("%w: --max-voters must be at least 1, got %d", ErrConfig, c.MaxVoters)
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		return fmt.Errorf("%w: --bootstrap and --join exclude each other: bootstrap creates a new cluster, join enters an existing one", ErrConfig)
+	}
+	if len(c.Join) > 0 && c.Token == "" {
+		return fmt.Errorf("%w: --join needs --token (create one with \"buoy token create\" on a member)", ErrConfig)
+	}
+	if c.HTTPAddr != "-" && c.HTTPListener == nil {
+		if err := CheckHTTPAddr(c.HTTPAddr, c.HTTPToken); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckHTTPAddr refuses a non-loopback API address without a token: the
+// API can create join tokens and remove members.
+func CheckHTTPAddr(addr, token string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%w: --http-addr %q: %w", ErrConfig, addr, err)
+	}
+	if token != "" {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: --http-addr %q is not a loopback address; set --http-token to expose the API beyond this machine", ErrConfig, addr)
+	}
+	return nil
+}
