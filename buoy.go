@@ -44,6 +44,7 @@ type Node struct {
 	peerL net.Listener
 	httpL net.Listener
 	http  *http.Server
+	ws    *peer.WSListener
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -84,6 +85,7 @@ func New(cfg Config) (*Node, error) {
 	return &Node{
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", cfg.Name),
+		ws:       peer.NewWSListener(),
 		done:     make(chan struct{}),
 		lastSeen: map[string]time.Time{},
 		linked:   map[string]bool{},
@@ -177,7 +179,7 @@ func (n *Node) start(ctx context.Context) error {
 		Roots:    id.Pool(),
 		IsMember: n.isMember,
 		Resolve:  n.resolve,
-		Dial:     n.cfg.Dial,
+		Dial:     n.dialRaw,
 		Join:     n.serveJoin,
 		OnLink:   n.onLink,
 		OnUnlink: n.onUnlink,
@@ -201,11 +203,13 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.registerRPC()
-	n.wg.Go(func() {
-		if err := n.net.Serve(n.peerL); err != nil && !errors.Is(err, peer.ErrClosed) {
-			n.log.Error("peer listener stopped", "err", err)
-		}
-	})
+	for _, l := range []net.Listener{n.peerL, n.ws} {
+		n.wg.Go(func() {
+			if err := n.net.Serve(l); err != nil && !errors.Is(err, peer.ErrClosed) {
+				n.log.Error("peer listener stopped", "listener", l.Addr().String(), "err", err)
+			}
+		})
+	}
 
 	if _, err := os.Stat(filepath.Join(dir, bootstrapFile)); err == nil {
 		if err := n.bootstrapRaft(); err != nil {
@@ -326,14 +330,29 @@ func (n *Node) knownPeers(s *store.State) []string {
 // members, drops departed ones, learns member addresses, and stops the node
 // if it was removed.
 func (n *Node) watchState() {
+	// departed holds when this node first saw each member gone; only this
+	// goroutine uses it.
+	departed := map[string]time.Time{}
 	for {
 		s := n.fsm.View()
+		now := time.Now()
+		var recheck time.Duration // > 0: a departed member's link is still in its grace time
 		for _, m := range s.All() {
 			if m.Left {
-				n.net.Disconnect(m.Name)
 				n.book.forget(m.Name)
+				if _, ok := departed[m.Name]; !ok {
+					departed[m.Name] = now
+				}
+				if wait := departed[m.Name].Add(departGrace).Sub(now); wait > 0 {
+					if recheck == 0 || wait < recheck {
+						recheck = wait
+					}
+					continue
+				}
+				n.net.Disconnect(m.Name)
 				continue
 			}
+			delete(departed, m.Name)
 			if m.Name != n.cfg.Name {
 				n.book.add(m.Name, m.Address)
 			}
@@ -350,13 +369,25 @@ func (n *Node) watchState() {
 			n.stopSelf(fmt.Errorf("%w at %s", why, me.LeftAt.Format(time.RFC3339)))
 			return
 		}
+		var graceOver <-chan time.Time
+		if recheck > 0 {
+			graceOver = time.After(recheck)
+		}
 		select {
 		case <-s.Next():
+		case <-graceOver:
 		case <-n.ctx.Done():
 			return
 		}
 	}
 }
+
+// departGrace is how long a departed member's open link is kept before it
+// is cut. Its new handshakes are refused at once (isMember), but the link
+// it already has must carry the answer to its leave request and the commit
+// of its own departure; cut at once, the member never learns it is out and
+// never stops (a leave then hangs until the caller gives up).
+const departGrace = 5 * time.Second
 
 // stopSelf marks the data dir as departed and signals Done. The owner of
 // the node (the agent, an embedding program) calls Close.
@@ -424,6 +455,7 @@ func (n *Node) Close() error {
 		if n.cancel != nil {
 			n.cancel()
 		}
+		n.ws.Close()
 		var errs []error
 		if n.http != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -460,8 +492,11 @@ func (n *Node) startHTTP() error {
 		}
 	}
 	n.httpL = l
+	mux := http.NewServeMux()
+	mux.Handle(PeerPath, n.ws) // authenticated by the TLS inside, not the API token
+	mux.Handle("/", api.New(n, n.cfg.HTTPToken, n.log.With("component", "api")))
 	n.http = &http.Server{
-		Handler:           api.New(n, n.cfg.HTTPToken, n.log.With("component", "api")),
+		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	n.wg.Go(func() {
@@ -470,6 +505,29 @@ func (n *Node) startHTTP() error {
 		}
 	})
 	return nil
+}
+
+// PeerPath is where the HTTP API server also accepts peer links carried in
+// a WebSocket (for a reverse proxy in front of it).
+const PeerPath = "/v1/peer"
+
+// Handler serves peer links carried in a WebSocket, for mounting in an
+// embedding program's web server at a path of its choice. Peers reach the
+// node with --join wss://host/path. It works before Start (connections wait
+// for the node to start) and stops with Close.
+func (n *Node) Handler() http.Handler { return n.ws }
+
+// dialRaw opens a raw transport connection to a peer address: a WebSocket
+// for ws:// and wss:// URLs, otherwise Config.Dial or TCP.
+func (n *Node) dialRaw(ctx context.Context, addr string) (net.Conn, error) {
+	if peer.IsWebSocketURL(addr) {
+		return peer.DialWebSocket(ctx, addr)
+	}
+	if n.cfg.Dial != nil {
+		return n.cfg.Dial(ctx, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
 }
 
 // PeerAddr returns the address the node accepts peer links on.

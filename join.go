@@ -86,14 +86,7 @@ var errDefinitive = errors.New("refused by the cluster")
 func (n *Node) joinVia(ctx context.Context, addr string, tok pki.Token, req wire.JoinRequest) (*wire.JoinResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
 	defer cancel()
-	var raw net.Conn
-	var err error
-	if n.cfg.Dial != nil {
-		raw, err = n.cfg.Dial(ctx, addr)
-	} else {
-		var d net.Dialer
-		raw, err = d.DialContext(ctx, "tcp", addr)
-	}
+	raw, err := n.dialRaw(ctx, addr)
 	if err != nil {
 		return nil, err
 	}

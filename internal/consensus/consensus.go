@@ -20,6 +20,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	wal "github.com/hashicorp/raft-wal"
+	"github.com/hashicorp/raft-wal/metadb"
 
 	"buoy/internal/store"
 )
@@ -87,16 +88,34 @@ func OpenDiskStorage(dir string, log *slog.Logger) (*Storage, error) {
 	if err := os.MkdirAll(walDir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft storage: %w", err)
 	}
-	w, err := wal.Open(walDir, wal.WithLogger(newHCLogger(log, "raft-wal")), wal.WithSegmentSize(16<<20))
+	// raft-wal v0.4.0's WAL.Close does not close the bolt file holding its
+	// metadata, which keeps that file's flock: opening the same dir again
+	// in this process (a node restarted by an embedding program or a test)
+	// would wait for the lock forever. So the meta store is ours to close.
+	meta := &metadb.BoltMetaDB{}
+	w, err := wal.Open(walDir, wal.WithMetaStore(meta), wal.WithLogger(newHCLogger(log, "raft-wal")), wal.WithSegmentSize(16<<20))
 	if err != nil {
+		meta.Close()
 		return nil, fmt.Errorf("raft storage: open log %s: %w", walDir, err)
 	}
+	closer := closers{w, meta} // the WAL first: it stops writing to meta
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(rdir, 2, newHCLogger(log, "raft-snapshots"))
 	if err != nil {
-		w.Close()
+		closer.Close()
 		return nil, fmt.Errorf("raft storage: snapshots in %s: %w", rdir, err)
 	}
-	return &Storage{Logs: w, Stable: w, Snaps: snaps, closer: w}, nil
+	return &Storage{Logs: w, Stable: w, Snaps: snaps, closer: closer}, nil
+}
+
+// closers closes each of its members in order and joins their errors.
+type closers []io.Closer
+
+func (cs closers) Close() error {
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // NewMemStorage returns in-memory stores, for tests.
@@ -284,7 +303,7 @@ func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local fun
 				err = copyJSON(out, resp)
 			}
 		} else if leader := n.Leader(); leader != "" {
-			err = n.Call(ctx, leader, op, req, resp)
+			err = n.callLeader(ctx, leader, op, req, resp)
 		} else {
 			err = store.ErrNoLeader
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"buoy/internal/store"
@@ -90,7 +91,9 @@ func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
 		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, err)
 	}
 	defer conn.Close()
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	// Closing a yamux stream only half-closes it: a pending read goes on
+	// waiting for the peer. An expired deadline is what wakes it.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	defer stop()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
@@ -111,6 +114,51 @@ func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
 		}
 	}
 	return nil
+}
+
+// leaderPoll is how often a forwarded call checks that its target is
+// still the leader this node knows.
+const leaderPoll = 100 * time.Millisecond
+
+// errLeaderMoved cancels a forwarded call whose target stopped being the
+// leader.
+var errLeaderMoved = errors.New("leader changed during the call")
+
+// callLeader is Call to the leader, abandoned as soon as this node learns
+// that leader is no longer the leader. A leader cut off from the cluster
+// leaves its streams stalled, not broken: without this the call would
+// wait for the peer layer's keepalive (some 20 s) although the others
+// elected a new leader within 2 s. The caller retries with the new
+// leader, as it does after a transport error.
+func (n *Node) callLeader(ctx context.Context, leader, op string, req, resp any) error {
+	cctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { // ends when the call returns (stop) or is cancelled
+		t := time.NewTicker(leaderPoll)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-cctx.Done():
+				return
+			case <-t.C:
+				if n.Leader() != leader {
+					cancel(errLeaderMoved)
+					return
+				}
+			}
+		}
+	})
+	err := n.Call(cctx, leader, op, req, resp)
+	close(stop)
+	wg.Wait()
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errLeaderMoved) {
+		return fmt.Errorf("rpc %s to %s: %w: %w", op, leader, store.ErrNotLeader, errLeaderMoved)
+	}
+	return err
 }
 
 // ErrUnreachable marks an RPC that failed in transport: the peer may be
