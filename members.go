@@ -132,7 +132,13 @@ func (n *Node) CreateToken(ctx context.Context, req TokenRequest) (NewToken, err
 		MaxUses:     req.MaxUses,
 		Description: req.Description,
 	}
-	if err := n.raft.Apply(ctx, store.Command{Op: store.OpTokenCreate, Token: &st}); err != nil {
+	err = n.raft.Apply(ctx, store.Command{Op: store.OpTokenCreate, Token: &st})
+	// A forwarded write retried after a lost answer may find its own first
+	// attempt committed: that is success, not a clash.
+	if errors.Is(err, store.ErrTokenExists) && n.fsm.View().Tokens[st.ID].SecretHash == st.SecretHash {
+		err = nil
+	}
+	if err != nil {
 		return NewToken{}, fmt.Errorf("create token: %w", err)
 	}
 	return NewToken{Token: tok.String(), TokenInfo: tokenInfo(st, now)}, nil

@@ -104,7 +104,14 @@ func OpenDiskStorage(dir string, log *slog.Logger) (*Storage, error) {
 		closer.Close()
 		return nil, fmt.Errorf("raft storage: snapshots in %s: %w", rdir, err)
 	}
-	return &Storage{Logs: w, Stable: w, Snaps: snaps, closer: closer}, nil
+	// The cache keeps recent entries in memory so replication to followers
+	// does not read them back from disk (as Consul does).
+	logs, err := raft.NewLogCache(512, w)
+	if err != nil {
+		closer.Close()
+		return nil, fmt.Errorf("raft storage: %w", err)
+	}
+	return &Storage{Logs: logs, Stable: w, Snaps: snaps, closer: closer}, nil
 }
 
 // closers closes each of its members in order and joins their errors.

@@ -64,6 +64,9 @@ func (n *Network) openOn(ctx context.Context, l *link, kind wire.Kind) (*Stream,
 		dl = time.Now().Add(n.cfg.HandshakeTimeout)
 	}
 	st.SetDeadline(dl)
+	// A yamux read is woken by a deadline, not by Close: cancellation must
+	// move the deadline to now.
+	defer context.AfterFunc(ctx, func() { st.SetDeadline(time.Now()) })()
 	if err := wire.WriteKind(st, kind); err != nil {
 		st.Close()
 		return nil, err
