@@ -243,7 +243,8 @@ func (n *Node) Leave(ctx context.Context) error {
 	err := n.raft.OnLeader(ctx, removeOp, req, nil, func(ctx context.Context) (any, error) {
 		return nil, n.removeLocal(ctx, req)
 	})
-	if err != nil {
+	// A retry after a lost answer finds this node already gone: done.
+	if err != nil && !errors.Is(err, store.ErrMemberGone) {
 		return fmt.Errorf("leave: %w", err)
 	}
 	n.stopSelf(fmt.Errorf("%w: left at %s", ErrLeft, time.Now().UTC().Format(time.RFC3339)))
