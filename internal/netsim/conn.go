@@ -17,9 +17,11 @@ import (
 // broadcasts on it. sync.Cond.Wait is durably blocking for synctest, so an
 // idle connection lets fake time advance.
 type link struct {
-	net      *Network
-	hosts    [2]*Host // [0] dialed, [1] accepted
-	dialPort uint16   // ephemeral port held on hosts[0] until the link is removed
+	net       *Network
+	hosts     [2]*Host // [0] dialed, [1] accepted
+	dialPort  uint16   // ephemeral port held on hosts[0] until the link is removed
+	boundPort uint16   // or the port bound by Dialer, likewise
+	hops      []natHop // NAT mappings kept alive while the link lives
 
 	// mu guards the following fields and the mutable fields of both ends.
 	mu      sync.Mutex

@@ -25,8 +25,10 @@
 //
 // Routing goes through one step, Network.routeLocked, that turns "source
 // address:port → destination address:port" into the host that receives the
-// connection and the source address it sees. Today the network is flat and
-// never rewrites anything; NAT boxes are meant to plug in there.
+// connection and the source address it sees. Hosts not behind a NAT share
+// one flat public network where nothing is rewritten; NAT boxes (AddNAT,
+// nat.go) give the hosts attached to them a LAN of their own and translate
+// what leaves and enters it.
 package netsim
 
 import (
@@ -66,8 +68,12 @@ type Network struct {
 	latency map[hostPair]time.Duration
 	links   map[*link]struct{} // live connections, for IP changes, Down and partitions
 	// changed is closed and replaced whenever reachability may have grown
-	// (heal, up, address change), waking dials that wait for a path.
+	// (heal, up, address change, a new NAT mapping), waking dials that wait
+	// for a path.
 	changed chan struct{}
+	// natAddrs holds the NATs' public addresses, which no host may take.
+	// It is nil until the first AddNAT.
+	natAddrs map[netip.Addr]*NAT
 }
 
 // hostPair names an unordered pair of hosts by their ids.
@@ -104,6 +110,8 @@ type Host struct {
 	listeners map[uint16][]*listener
 	ports     map[uint16]struct{} // ephemeral ports held by outgoing connections
 	nextPort  uint16
+	bound     map[uint16]int // sockets bound to a port by Dialer, per port
+	nat       *NAT           // the NAT the host sits behind; nil on the public network
 }
 
 // AddHost adds a host with the given addresses (possibly none). The name
@@ -139,6 +147,9 @@ func (n *Network) assignLocked(h *Host, addrs []netip.Addr) {
 		a = a.Unmap()
 		if o := n.owner[a]; o != nil && o != h {
 			panic(fmt.Sprintf("netsim: host %s: address %v is held by host %s; remove it there first", h.name, a, o.name))
+		}
+		if x := n.natAddrs[a]; x != nil {
+			panic(fmt.Sprintf("netsim: host %s: address %v is the public address of NAT %s", h.name, a, x.name))
 		}
 		if !slices.Contains(clean, a) {
 			clean = append(clean, a)
@@ -286,23 +297,40 @@ func (n *Network) SetLatency(a, b *Host, d time.Duration) {
 type route struct {
 	to      *Host
 	seenSrc netip.AddrPort // the source address the receiver sees
+	dst     netip.AddrPort // the destination after translation: the receiver's local end
 	latency time.Duration  // one way
+	hops    []natHop       // NAT mappings and forwards the attempt went through
 }
 
 // routeLocked carries a connection attempt from src on host from to dst.
 // It reports false when the attempt vanishes: no host has the address, an
-// end is down, or the path is cut. This is the one place that decides paths;
-// a NAT box will sit here, mapping src to a public endpoint on the way out
-// and refusing or translating unsolicited flows on the way in.
-func (n *Network) routeLocked(from *Host, src, dst netip.AddrPort) (route, bool) {
-	to := n.owner[dst.Addr()]
-	if to == nil || from.down || to.down {
+// end is down, the path is cut, or a NAT drops it. This is the one place
+// that decides paths. Hosts on the same LAN (both public, or both behind
+// one NAT) reach each other directly; anything else crosses the public
+// network through NATs (natRouteLocked), which map src to a public endpoint
+// on the way out and drop or translate unsolicited flows on the way in.
+// Even when it reports false, r.hops lists the NAT mappings the attempt
+// made or used before it vanished, as a SYN that leaves a NAT creates a
+// mapping whatever becomes of it; a waiting dial keeps them alive.
+func (n *Network) routeLocked(from *Host, src, dst netip.AddrPort) (r route, ok bool) {
+	if from.down {
 		return route{}, false
+	}
+	r = route{seenSrc: src, dst: dst}
+	to := n.owner[dst.Addr()]
+	if to == nil || to.nat != from.nat {
+		if to, ok = n.natRouteLocked(from, &r); !ok {
+			return r, false
+		}
+	}
+	if to.down {
+		return r, false
 	}
 	if _, cut := n.cuts[pairOf(from, to)]; cut {
-		return route{}, false
+		return r, false
 	}
-	return route{to: to, seenSrc: src, latency: n.latency[pairOf(from, to)]}, true
+	r.to, r.latency = to, n.latency[pairOf(from, to)]
+	return r, true
 }
 
 // sourceLocked picks the source address for a dial to dst: the host's first
@@ -326,7 +354,7 @@ func (h *Host) freePortLocked() (uint16, bool) {
 		if h.nextPort == 0 { // wrapped past 65535
 			h.nextPort = ephemeralFirst
 		}
-		if _, used := h.ports[p]; used || len(h.listeners[p]) > 0 {
+		if _, used := h.ports[p]; used || len(h.listeners[p]) > 0 || h.bound[p] > 0 {
 			continue
 		}
 		return p, true
@@ -346,6 +374,12 @@ func (h *Host) freePortLocked() (uint16, bool) {
 // is unknown, either host is down or the path is cut, the dial waits (until
 // ctx ends, or until the path appears, as SYN retries would find it).
 func (h *Host) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return h.dial(ctx, network, address, 0)
+}
+
+// dial is DialContext from localPort, or from a fresh ephemeral port when
+// localPort is 0 (see Dialer).
+func (h *Host) dial(ctx context.Context, network, address string, localPort uint16) (net.Conn, error) {
 	n := h.net
 	fam, err := familyOf(network)
 	if err != nil {
@@ -368,22 +402,22 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 		return &net.OpError{Op: "dial", Net: network, Source: srcTCP, Addr: dstTCP, Err: err}
 	}
 
-	// The port is held for the whole attempt so that a route (and later a
-	// NAT mapping) sees the same source on every retry.
+	// The port is held for the whole attempt so that a route (and a NAT
+	// mapping) sees the same source on every retry; so are the NAT
+	// mappings the attempt made, as retransmitted SYNs keep them alive.
 	n.mu.Lock()
-	port, ok := h.freePortLocked()
-	if ok {
-		h.ports[port] = struct{}{}
-	}
+	port, ok := h.takePortLocked(localPort)
 	n.mu.Unlock()
 	if !ok {
 		return nil, fail(netip.AddrPort{}, os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
 	}
 	established := false
+	var held []natHop
 	defer func() {
 		if !established {
 			n.mu.Lock()
-			delete(h.ports, port)
+			h.releasePortLocked(localPort, port)
+			releaseHopsLocked(held, time.Now())
 			n.mu.Unlock()
 		}
 	}()
@@ -400,7 +434,14 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 			return nil, fail(netip.AddrPort{}, os.NewSyscallError("connect", syscall.ENETUNREACH))
 		}
 		src := netip.AddrPortFrom(srcIP, port)
+		if localPort != 0 && n.tupleInUseLocked(h, src, dst) {
+			n.mu.Unlock()
+			return nil, fail(src, os.NewSyscallError("connect", syscall.EADDRNOTAVAIL))
+		}
 		r, ok := n.routeLocked(h, src, dst)
+		holdHopsLocked(r.hops)
+		releaseHopsLocked(held, time.Now())
+		held = r.hops
 		if !ok {
 			changed := n.changed
 			n.mu.Unlock()
@@ -425,12 +466,15 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 			roundTripDone = true
 			continue
 		}
-		ln := r.to.listenerLocked(dst)
+		ln := r.to.listenerLocked(r.dst)
 		if ln == nil {
 			n.mu.Unlock()
 			return nil, fail(src, os.NewSyscallError("connect", syscall.ECONNREFUSED))
 		}
 		l := n.newLinkLocked(h, r, src, dst, port)
+		if localPort != 0 {
+			l.dialPort, l.boundPort = 0, localPort
+		}
 		ln.enqueueLocked(l.ends[1])
 		established = true
 		n.mu.Unlock()
@@ -438,12 +482,13 @@ func (h *Host) DialContext(ctx context.Context, network, address string) (net.Co
 	}
 }
 
-// newLinkLocked registers a connection from src on host from to dst along r.
+// newLinkLocked registers a connection from src on host from to dst along
+// r. The link takes over the NAT mappings in r.hops, held by the dial.
 func (n *Network) newLinkLocked(from *Host, r route, src, dst netip.AddrPort, port uint16) *link {
-	l := &link{net: n, hosts: [2]*Host{from, r.to}, dialPort: port, latency: r.latency}
+	l := &link{net: n, hosts: [2]*Host{from, r.to}, dialPort: port, latency: r.latency, hops: r.hops}
 	l.cond.L = &l.mu
 	l.ends[0] = &conn{link: l, side: 0, local: src, remote: dst}
-	l.ends[1] = &conn{link: l, side: 1, local: dst, remote: r.seenSrc}
+	l.ends[1] = &conn{link: l, side: 1, local: r.dst, remote: r.seenSrc}
 	n.links[l] = struct{}{}
 	return l
 }
@@ -456,11 +501,16 @@ func (n *Network) breakLinkLocked(l *link) {
 	n.removeLinkLocked(l)
 }
 
-// removeLinkLocked forgets l and frees its ephemeral port. It is idempotent.
+// removeLinkLocked forgets l and frees its ephemeral or bound port and its
+// NAT mappings. It is idempotent.
 func (n *Network) removeLinkLocked(l *link) {
 	if _, ok := n.links[l]; !ok {
 		return
 	}
 	delete(n.links, l)
 	delete(l.hosts[0].ports, l.dialPort)
+	if l.boundPort != 0 {
+		l.hosts[0].unbindLocked(l.boundPort)
+	}
+	releaseHopsLocked(l.hops, time.Now())
 }
