@@ -113,4 +113,3 @@ func (n *Node) finishBootstrap(ctx context.Context) error {
 	}
 	return os.Remove(path)
 }
-

@@ -136,7 +136,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	if b, err := os.ReadFile(filepath.Join(dir, leftMarker)); err == nil {
-		return fmt.Errorf("%w (%s): remove the data dir %s and join again with a new token", ErrLeft, bytesTrim(b), dir)
+		return &leftError{msg: fmt.Sprintf("cannot start from data dir %s: %s (remove the data dir and join again with a new token)", dir, bytesTrim(b))}
 	}
 	book, err := loadAddrBook(dir)
 	if err != nil {
@@ -166,7 +166,7 @@ func (n *Node) start(ctx context.Context) error {
 			return err
 		}
 	case errors.Is(err, pki.ErrNoIdentity):
-		return fmt.Errorf("%w %s: start with --bootstrap to create a cluster, or with --join HOST:PORT --token TOKEN to join one", ErrNoIdentity, dir)
+		return fmt.Errorf("%w: %s: start with --bootstrap to create a cluster, or with --join HOST:PORT --token TOKEN to join one", ErrNoIdentity, dir)
 	default:
 		return fmt.Errorf("load identity: %w", err)
 	}
@@ -227,6 +227,13 @@ func (n *Node) start(ctx context.Context) error {
 	n.log.Info("node started", "peer_addr", n.peerL.Addr().String(), "ca", pki.CertHash(id.CADER))
 	return nil
 }
+
+// leftError reports a data dir whose node departed; it wraps ErrLeft
+// without repeating its text.
+type leftError struct{ msg string }
+
+func (e *leftError) Error() string { return e.msg }
+func (e *leftError) Unwrap() error { return ErrLeft }
 
 func bytesTrim(b []byte) string {
 	s := string(b)

@@ -81,7 +81,7 @@ func (n *Node) join(ctx context.Context) (*pki.Identity, error) {
 
 // errDefinitive marks an answer from the cluster (as opposed to a network
 // failure): trying another address would not help.
-var errDefinitive = errors.New("refused by the cluster")
+var errDefinitive = errors.New("the cluster refused the join")
 
 func (n *Node) joinVia(ctx context.Context, addr string, tok pki.Token, req wire.JoinRequest) (*wire.JoinResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, joinTimeout)
@@ -110,7 +110,7 @@ func (n *Node) joinVia(ctx context.Context, addr string, tok pki.Token, req wire
 	})
 	if err := conn.HandshakeContext(ctx); err != nil {
 		if errors.Is(err, pki.ErrCAHashMismatch) {
-			return nil, fmt.Errorf("%w: %w: the node at %s belongs to another cluster (or the token is for another cluster)", errDefinitive, pki.ErrCAHashMismatch, addr)
+			return nil, fmt.Errorf("%w: the node at %s belongs to another cluster than the token's (its CA hash differs); nothing was sent to it", pki.ErrCAHashMismatch, addr)
 		}
 		return nil, fmt.Errorf("TLS handshake: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -29,13 +30,17 @@ type fileConfig struct {
 	LogLevel  string   `yaml:"log_level"`
 }
 
+// unknownKey rewrites yaml's "field x not found in type main.fileConfig",
+// which names a Go type, into words for the user.
+var unknownKey = regexp.MustCompile(`field (\S+) not found in type \S+`)
+
 // parseConfigFile decodes a YAML config strictly.
 func parseConfigFile(data []byte) (fileConfig, error) {
 	var fc fileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return fileConfig{}, err
+		return fileConfig{}, errors.New(unknownKey.ReplaceAllString(err.Error(), "unknown key $1"))
 	}
 	// A second document is a mistake, not something to ignore.
 	var extra any

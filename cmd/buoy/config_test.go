@@ -18,7 +18,7 @@ func TestParseConfigFile(t *testing.T) {
 	}{
 		{"full", "name: pi1\ndata_dir: /var/lib/buoy\njoin: [192.0.2.1:7300]\nmax_voters: 3\n", ""},
 		{"empty", "", ""},
-		{"unknown key", "name: pi1\nnmae: typo\n", "field nmae not found"},
+		{"unknown key", "name: pi1\nnmae: typo\n", "unknown key nmae"},
 		{"wrong type", "max_voters: lots\n", "cannot unmarshal"},
 		{"two documents", "name: a\n---\nname: b\n", "more than one YAML document"},
 	}
@@ -60,7 +60,7 @@ func TestAgentConfigErrors(t *testing.T) {
 		env     map[string]string
 		wantErr string
 	}{
-		{[]string{"--config", bad}, nil, "field bogus not found"},
+		{[]string{"--config", bad}, nil, "unknown key bogus"},
 		{[]string{"--config", filepath.Join(dir, "missing.yaml")}, nil, "no such file"},
 		{nil, map[string]string{"BUOY_BOOTSTRAP": "maybe"}, "BUOY_BOOTSTRAP"},
 		{nil, map[string]string{"BUOY_MAX_VOTERS": "five"}, "BUOY_MAX_VOTERS"},

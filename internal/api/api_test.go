@@ -29,7 +29,9 @@ func (f *fakeBackend) CreateToken(_ context.Context, r TokenRequest) (NewToken, 
 	f.gotTTL = r.TTL
 	return NewToken{Token: "buoy1.secret", TokenInfo: TokenInfo{ID: "abcd"}}, nil
 }
-func (f *fakeBackend) Tokens(context.Context) ([]TokenInfo, error) { return []TokenInfo{{ID: "abcd"}}, nil }
+func (f *fakeBackend) Tokens(context.Context) ([]TokenInfo, error) {
+	return []TokenInfo{{ID: "abcd"}}, nil
+}
 func (f *fakeBackend) RevokeToken(_ context.Context, id string) error {
 	if id != "abcd" {
 		return fmt.Errorf("%w: %s", store.ErrTokenUnknown, id)
