@@ -119,7 +119,7 @@ func TestPeerPortRefusesBadInputAndReplay(t *testing.T) {
 	// pi2 joins through the recorder, which captures a full member session (handshake, Raft, RPCs).
 	// pi2 cannot be dialed (its peer listener is closed, as behind a NAT),
 	// so the only session is the one it dials, through the recorder.
-	rec := newRecorder(t, a.PeerAddr().String())
+	rec := newRecorder(t, a.ListenAddr().String())
 	closed, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestPeerPortRefusesBadInputAndReplay(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := strings.Count(logs.String(), "peer connection refused")
-			c, err := net.Dial("tcp", a.PeerAddr().String())
+			c, err := net.Dial("tcp", a.ListenAddr().String())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,6 +2,7 @@ package buoy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -104,8 +105,9 @@ func (n *Node) finishBootstrap(ctx context.Context) error {
 	}
 	if !n.fsm.View().IsMember(n.cfg.Name) {
 		err := n.raft.Apply(ctx, store.Command{Op: store.OpMemberJoin, Member: &store.Member{
-			Name:     n.cfg.Name,
-			PeerPort: listenPort(n.peerL),
+			Name:      n.cfg.Name,
+			PeerPort:  listenPort(n.peerL),
+			PublicKey: n.id.Key.Public().(ed25519.PublicKey),
 		}})
 		if err != nil && !errors.Is(err, store.ErrNameTaken) {
 			return err

@@ -45,6 +45,7 @@ type Node struct {
 	httpL net.Listener
 	http  *http.Server
 	ws    *peer.WSListener
+	disco *disco
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -188,6 +189,12 @@ func (n *Node) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("peer links: %w", err)
 	}
+	if n.disco, err = newDisco(n); err != nil {
+		return fmt.Errorf("address discovery: %w", err)
+	}
+	ctlL := n.net.Listen(wire.KindControl)
+	n.wg.Go(func() { n.disco.serve(ctlL) })
+	n.wg.Go(n.disco.tick)
 	raftL := n.net.Listen(wire.KindRaft)
 	rpcL := n.net.Listen(wire.KindRPC)
 	n.raft, err = consensus.Open(consensus.Config{
@@ -278,7 +285,15 @@ func (n *Node) isMember(name string) bool {
 // resolve gives the peer layer a name's candidate addresses: what worked
 // or was observed last, then the member record's address.
 func (n *Node) resolve(name string) []string {
-	out := n.book.get(name)
+	var out []string
+	if n.disco != nil {
+		out = n.disco.candidates(name)
+	}
+	for _, a := range n.book.get(name) {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
 	if m, ok := n.fsm.View().Members[name]; ok && m.Address != "" && !slices.Contains(out, m.Address) {
 		out = append(out, m.Address)
 	}
@@ -290,6 +305,7 @@ func (n *Node) onLink(name string, remote net.Addr, inbound bool) {
 	n.linked[name] = true
 	n.lastSeen[name] = time.Now()
 	n.mu.Unlock()
+	n.disco.linkUp(name, remote, inbound)
 	if !inbound {
 		n.book.learn(name, remote.String())
 		return
@@ -304,6 +320,7 @@ func (n *Node) onUnlink(name string) {
 	n.linked[name] = false
 	n.lastSeen[name] = time.Now()
 	n.mu.Unlock()
+	n.disco.linkDown(name)
 }
 
 func (n *Node) alive(name string) bool {
@@ -537,8 +554,8 @@ func (n *Node) dialRaw(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
-// PeerAddr returns the address the node accepts peer links on.
-func (n *Node) PeerAddr() net.Addr {
+// ListenAddr returns the local address the node accepts peer links on.
+func (n *Node) ListenAddr() net.Addr {
 	if n.peerL == nil {
 		return nil
 	}

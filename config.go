@@ -41,6 +41,9 @@ type Config struct {
 	MaxVoters int
 	// Cluster names the cluster in its CA certificate (default "buoy").
 	Cluster string
+	// Heartbeat is how often each peer link carries a heartbeat, which
+	// tells the other side the address we see it at (default 1 s).
+	Heartbeat time.Duration
 	// Logger receives the node's logs (default: discarded).
 	Logger *slog.Logger
 
@@ -82,6 +85,9 @@ func (c *Config) setDefaults() {
 	if c.Cluster == "" {
 		c.Cluster = DefaultCluster
 	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -94,6 +100,9 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("%w: --data-dir is required", ErrConfig)
+	}
+	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > time.Minute {
+		return fmt.Errorf("%w: --heartbeat must be between 10ms and 1m, got %s", ErrConfig, c.Heartbeat)
 	}
 	if c.MaxVoters < 1 {
 		return fmt.Errorf("%w: --max-voters must be at least 1, got %d", ErrConfig, c.MaxVoters)

@@ -2,7 +2,9 @@ package buoy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -235,6 +237,11 @@ func (n *Node) admit(ctx context.Context, req wire.JoinRequest) (*wire.JoinRespo
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", store.ErrInvalidInput, err)
 	}
+	leaf, err := x509.ParseCertificate(certDER)
+	if err != nil {
+		return nil, fmt.Errorf("parse the certificate just signed: %w", err)
+	}
+	pub, _ := leaf.PublicKey.(ed25519.PublicKey)
 	observed, err := net.ResolveTCPAddr("tcp", req.Observed)
 	var address string
 	if err == nil {
@@ -243,7 +250,7 @@ func (n *Node) admit(ctx context.Context, req wire.JoinRequest) (*wire.JoinRespo
 	err = n.raft.Apply(ctx, store.Command{
 		Op:      store.OpMemberJoin,
 		TokenID: tok.ID,
-		Member:  &store.Member{Name: req.Name, Address: address, PeerPort: req.PeerPort},
+		Member:  &store.Member{Name: req.Name, Address: address, PeerPort: req.PeerPort, PublicKey: pub},
 	})
 	if err != nil {
 		return nil, err

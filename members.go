@@ -54,7 +54,11 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 			Joined:  m.Joined,
 			State:   n.memberState(m, now),
 		}
-		if addrs := n.book.get(m.Name); len(addrs) > 0 && m.Name != n.cfg.Name {
+		if m.Name == n.cfg.Name {
+			if self, _, _ := n.observations(); self != "" {
+				am.Address = self
+			}
+		} else if addrs := n.resolve(m.Name); len(addrs) > 0 {
 			am.Address = addrs[0]
 		}
 		if m.Left {
@@ -90,7 +94,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	st := n.raft.Stats()
 	servers, _ := n.raft.Servers()
 	s := n.fsm.View()
-	return Status{
+	out := Status{
 		Name:        n.cfg.Name,
 		Leader:      n.raft.Leader(),
 		RaftState:   st.State,
@@ -102,7 +106,12 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		Voters:      consensus.VoterCount(servers),
 		CAHash:      pki.CertHash(n.id.CADER),
 		PeerAddr:    n.peerL.Addr().String(),
-	}, nil
+	}
+	out.SelfAddress, out.NAT, out.Observations = n.observations()
+	if out.Observations == nil {
+		out.Observations = []api.Observation{}
+	}
+	return out, nil
 }
 
 // CreateToken makes a join token. Its secret is returned once and stored

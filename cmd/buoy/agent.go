@@ -41,6 +41,7 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 	token := fs.String("token", "", "join token from \"buoy token create\"")
 	maxVoters := fs.Int("max-voters", buoy.DefaultMaxVoters, "most Raft voters; later nodes join as non-voters")
 	cluster := fs.String("cluster", buoy.DefaultCluster, "cluster name written into a new CA")
+	heartbeat := fs.Duration("heartbeat", buoy.DefaultHeartbeat, "how often each peer link carries a heartbeat")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
 	}
@@ -53,7 +54,9 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 		if err != nil {
 			return cfg, "", err
 		}
-		fc.apply(&cfg, &logLevel)
+		if err := fc.apply(&cfg, &logLevel); err != nil {
+			return cfg, "", fmt.Errorf("config file %s: %w", *cfgFile, err)
+		}
 	}
 	if err := applyEnv(&cfg, &logLevel, getenv); err != nil {
 		return cfg, "", err
@@ -80,6 +83,8 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 			cfg.MaxVoters = *maxVoters
 		case "cluster":
 			cfg.Cluster = *cluster
+		case "heartbeat":
+			cfg.Heartbeat = *heartbeat
 		case "log-level":
 			logLevel = *flagLevel
 		}

@@ -159,8 +159,11 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		if *asJSON {
 			return printJSON(stdout, st)
 		}
-		fmt.Fprintf(stdout, "name:          %s\nleader:        %s\nraft state:    %s\nterm:          %d\ncommit index:  %d\napplied index: %d\nmembers:       %d (%d voters)\nCA:            %s\n",
-			st.Name, orDash(st.Leader), st.RaftState, st.Term, st.CommitIndex, st.AppliedIdx, st.Members, st.Voters, st.CAHash)
+		fmt.Fprintf(stdout, "name:          %s\nleader:        %s\nraft state:    %s\nterm:          %d\ncommit index:  %d\napplied index: %d\nmembers:       %d (%d voters)\nself address:  %s\nNAT:           %s\nCA:            %s\n",
+			st.Name, orDash(st.Leader), st.RaftState, st.Term, st.CommitIndex, st.AppliedIdx, st.Members, st.Voters, orDash(st.SelfAddress), st.NAT, st.CAHash)
+		for _, o := range st.Observations {
+			fmt.Fprintf(stdout, "  seen by %-10s as %s\n", o.Observer, o.Seen)
+		}
 		return nil
 	case "token create":
 		var t buoy.NewToken

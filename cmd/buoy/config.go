@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -28,6 +29,7 @@ type fileConfig struct {
 	MaxVoters int      `yaml:"max_voters"`
 	Cluster   string   `yaml:"cluster"`
 	LogLevel  string   `yaml:"log_level"`
+	Heartbeat string   `yaml:"heartbeat"`
 }
 
 // unknownKey rewrites yaml's "field x not found in type main.fileConfig",
@@ -63,7 +65,7 @@ func loadConfigFile(path string) (fileConfig, error) {
 }
 
 // apply copies the file's settings into c.
-func (fc fileConfig) apply(c *buoy.Config, logLevel *string) {
+func (fc fileConfig) apply(c *buoy.Config, logLevel *string) error {
 	set := func(dst *string, v string) {
 		if v != "" {
 			*dst = v
@@ -86,6 +88,14 @@ func (fc fileConfig) apply(c *buoy.Config, logLevel *string) {
 	if fc.MaxVoters != 0 {
 		c.MaxVoters = fc.MaxVoters
 	}
+	if fc.Heartbeat != "" {
+		d, err := time.ParseDuration(fc.Heartbeat)
+		if err != nil {
+			return fmt.Errorf("heartbeat %q: want a duration such as 1s", fc.Heartbeat)
+		}
+		c.Heartbeat = d
+	}
+	return nil
 }
 
 // applyEnv copies BUOY_* variables into c. getenv is os.Getenv in main.
@@ -109,6 +119,13 @@ func applyEnv(c *buoy.Config, logLevel *string, getenv func(string) string) erro
 			return fmt.Errorf("BUOY_BOOTSTRAP=%q: want true or false", v)
 		}
 		c.Bootstrap = b
+	}
+	if v := getenv("BUOY_HEARTBEAT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("BUOY_HEARTBEAT=%q: want a duration such as 1s", v)
+		}
+		c.Heartbeat = d
 	}
 	if v := getenv("BUOY_MAX_VOTERS"); v != "" {
 		n, err := strconv.Atoi(v)

@@ -86,7 +86,9 @@ func FuzzParseConfigFile(f *testing.F) {
 		}
 		var level string
 		var c buoy.Config
-		fc.apply(&c, &level)
+		if err := fc.apply(&c, &level); err != nil {
+			return
+		}
 		if fc.Name != "" && c.Name != fc.Name {
 			t.Fatalf("apply lost name %q", fc.Name)
 		}

@@ -72,7 +72,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if i == 0 {
 			cfg.Bootstrap = true
 		} else {
-			cfg.Join = []string{running[0].PeerAddr().String()}
+			cfg.Join = []string{running[0].ListenAddr().String()}
 			cfg.Token = token
 		}
 		n, err := buoy.New(cfg)
@@ -99,7 +99,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	fmt.Fprintf(stdout, "Buoy dev cluster: %d nodes on loopback, data under %s\n\n", len(running), root)
 	for _, n := range running {
-		fmt.Fprintf(stdout, "  %-6s peer %-21s http %s\n", n.Name(), n.PeerAddr(), n.HTTPAddr())
+		fmt.Fprintf(stdout, "  %-6s peer %-21s http %s\n", n.Name(), n.ListenAddr(), n.HTTPAddr())
 	}
 	first := running[0].HTTPAddr().String()
 	fmt.Fprintf(stdout, `

@@ -48,6 +48,21 @@ type Status struct {
 	Voters      int    `json:"voters"`
 	CAHash      string `json:"ca_hash"`
 	PeerAddr    string `json:"peer_addr"`
+	// SelfAddress is this node's public address as voted from its peers'
+	// observations, empty until a peer has seen it.
+	SelfAddress string `json:"self_address"`
+	// NAT is none, cone, symmetric, cgnat or unknown.
+	NAT string `json:"nat"`
+	// Observations are the peers' recent views of this node.
+	Observations []Observation `json:"observations"`
+}
+
+// Observation is one peer's view of this node's address.
+type Observation struct {
+	Observer string    `json:"observer"`
+	Seen     string    `json:"seen"`
+	Local    string    `json:"local"`
+	At       time.Time `json:"at"`
 }
 
 // TokenInfo describes a join token without its secret.

@@ -50,6 +50,10 @@ type Member struct {
 	// PeerPort is the port the member accepts peer links on (0: it only
 	// dials out).
 	PeerPort int `json:"peer_port,omitempty"`
+	// PublicKey is the member's Ed25519 node key, from the certificate the
+	// leader signed at its join. Address records the member signs are
+	// checked against it, so no member can speak for another.
+	PublicKey []byte `json:"public_key,omitempty"`
 	// Joined is the leader's clock when the member was admitted.
 	Joined time.Time `json:"joined"`
 	// JoinIndex orders members by admission (the Raft index of the join).

@@ -1,0 +1,426 @@
+package buoy
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"buoy/internal/discovery"
+	"buoy/internal/peer"
+	"buoy/internal/wire"
+)
+
+// DefaultHeartbeat is how often each link carries a heartbeat.
+const DefaultHeartbeat = time.Second
+
+// incarnationFile keeps the incarnation of the last address record this
+// node signed, so a restarted node starts above what its peers hold.
+const incarnationFile = "incarnation"
+
+// disco runs address discovery for a node: the pure state of package
+// discovery, fed by the control stream of every peer link.
+type disco struct {
+	n        *Node
+	self     *discovery.Self
+	own      *discovery.Own
+	book     *discovery.Book
+	sign     discovery.Signer
+	interval time.Duration
+
+	// mu guards the following fields.
+	mu        sync.Mutex
+	links     map[string]*ctlLink
+	signed    wire.SignedRecord
+	best      map[string]netip.AddrPort // last address reported per node, for callbacks
+	callbacks []func(name string, old, new netip.AddrPort)
+	selfAddr  netip.AddrPort
+}
+
+// ctlLink is the sending half of one peer's control stream.
+type ctlLink struct {
+	out    chan wire.ControlMsg
+	cancel context.CancelFunc
+}
+
+func newDisco(n *Node) (*disco, error) {
+	now := time.Now()
+	prev, err := readIncarnation(n.cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &disco{
+		n:        n,
+		sign:     discovery.Ed25519Signer(n.id.Key),
+		interval: n.cfg.Heartbeat,
+		links:    map[string]*ctlLink{},
+		best:     map[string]netip.AddrPort{},
+	}
+	d.book, err = discovery.NewBook(discovery.BookConfig{
+		Self:   n.cfg.Name,
+		Verify: discovery.Ed25519Verifier(n.memberKey),
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.self = discovery.NewSelf(discovery.SelfConfig{Peers: d.book})
+	own, rec, err := discovery.NewOwn(n.cfg.Name, uint16(listenPort(n.peerL)), prev, now)
+	if err != nil {
+		return nil, err
+	}
+	d.own = own
+	if err := d.publish(rec); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// memberKey returns a member's node key from the replicated state, or the
+// key in its certificate when it is linked to us right now and the state
+// has not caught up.
+func (n *Node) memberKey(name string) (ed25519.PublicKey, error) {
+	m, ok := n.fsm.View().Members[name]
+	if ok && m.Left {
+		return nil, fmt.Errorf("%s has left the cluster", name)
+	}
+	if ok && len(m.PublicKey) == ed25519.PublicKeySize {
+		return ed25519.PublicKey(m.PublicKey), nil
+	}
+	return nil, fmt.Errorf("no key known for %s", name)
+}
+
+func readIncarnation(dir string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, incarnationFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		return 0, nil // damaged: NextIncarnation's clock floor still moves us ahead
+	}
+	return v, nil
+}
+
+// publish persists, signs and spreads a new own record.
+func (d *disco) publish(rec discovery.Record) error {
+	if err := writeFileAtomic(filepath.Join(d.n.cfg.DataDir, incarnationFile), []byte(strconv.FormatUint(rec.Incarnation, 10)+"\n"), 0o600); err != nil {
+		return err
+	}
+	sr, err := discovery.Sign(rec, d.sign)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.signed = sr
+	d.mu.Unlock()
+	d.broadcast("", wire.ControlMsg{Type: wire.ControlRecordPush, Push: &wire.RecordPush{Records: []wire.SignedRecord{sr}}})
+	return nil
+}
+
+// broadcast queues m on every link but except's.
+func (d *disco) broadcast(except string, m wire.ControlMsg) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, l := range d.links {
+		if name != except {
+			l.send(m)
+		}
+	}
+}
+
+// send queues m without blocking; a link too slow to take it loses it (the
+// next heartbeat or query repairs what it missed).
+func (l *ctlLink) send(m wire.ControlMsg) {
+	select {
+	case l.out <- m:
+	default:
+	}
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	if a == nil {
+		return netip.AddrPort{}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// linkUp starts the control sender for a new (or replaced) session.
+func (d *disco) linkUp(name string, remote net.Addr, inbound bool) {
+	now := time.Now()
+	if ap := addrPortOf(remote); ap.IsValid() {
+		d.book.LinkUp(name, ap, !inbound, now)
+	}
+	ctx, cancel := context.WithCancel(d.n.ctx)
+	l := &ctlLink{out: make(chan wire.ControlMsg, 64), cancel: cancel}
+	d.mu.Lock()
+	if old := d.links[name]; old != nil {
+		old.cancel()
+	}
+	d.links[name] = l
+	d.mu.Unlock()
+	if q := d.book.Unreachable(); len(q) > 0 {
+		l.send(wire.ControlMsg{Type: wire.ControlRecordQuery, Query: &wire.RecordQuery{Nodes: q}})
+	}
+	d.n.wg.Go(func() { d.runSender(ctx, name, l) })
+	d.changed(now)
+}
+
+func (d *disco) linkDown(name string) {
+	now := time.Now()
+	d.mu.Lock()
+	if l := d.links[name]; l != nil {
+		l.cancel()
+		delete(d.links, name)
+	}
+	d.mu.Unlock()
+	d.book.LinkDown(name, now)
+	d.self.Forget(name, now)
+	d.changed(now)
+}
+
+// runSender opens the control stream to name and sends a heartbeat every
+// interval plus whatever is queued, until the link goes or the node stops.
+func (d *disco) runSender(ctx context.Context, name string, l *ctlLink) {
+	defer l.cancel()
+	octx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	st, err := d.n.net.Open(octx, name, wire.KindControl)
+	cancel()
+	if err != nil {
+		d.n.log.Debug("control stream", "peer", name, "err", err)
+		return
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Close() })
+	defer stop()
+	youAre := ""
+	if ap := addrPortOf(st.RemoteAddr()); ap.IsValid() {
+		youAre = ap.String() // empty for a WebSocket: we see the proxy, not the peer
+	}
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	var seq uint64
+	var sentInc uint64
+	for {
+		seq++
+		hb := wire.Heartbeat{Seq: seq, SentAt: time.Now().UnixNano(), YouAre: youAre}
+		d.mu.Lock()
+		sr := d.signed
+		d.mu.Unlock()
+		// Our record rides on the first heartbeat, on every change, and
+		// every tenth beat so a peer that lost it gets it back.
+		if sr.Record.Incarnation != sentInc || seq%10 == 1 {
+			hb.Record = &sr
+			sentInc = sr.Record.Incarnation
+		}
+		_ = st.SetWriteDeadline(time.Now().Add(5 * d.interval))
+		if err := wire.WriteControl(st, wire.ControlMsg{Type: wire.ControlHeartbeat, Heartbeat: &hb}); err != nil {
+			return
+		}
+		for drained := false; !drained; {
+			select {
+			case m := <-l.out:
+				if err := wire.WriteControl(st, m); err != nil {
+					return
+				}
+			case <-t.C:
+				drained = true
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// serve reads the control streams peers open to us.
+func (d *disco) serve(ln *peer.Listener) {
+	for {
+		st, err := ln.AcceptStream()
+		if err != nil {
+			return
+		}
+		d.n.wg.Go(func() { d.readStream(st) })
+	}
+}
+
+func (d *disco) readStream(st *peer.Stream) {
+	defer st.Close()
+	stop := context.AfterFunc(d.n.ctx, func() { st.Close() })
+	defer stop()
+	local, remote := addrPortOf(st.LocalAddr()), addrPortOf(st.RemoteAddr())
+	outbound := false
+	for _, l := range d.n.net.Links() {
+		if l.Name == st.Peer {
+			outbound = !l.Inbound
+		}
+	}
+	for {
+		_ = st.SetReadDeadline(time.Now().Add(10 * d.interval))
+		m, err := wire.ReadControl(st)
+		if errors.Is(err, wire.ErrUnknownControl) {
+			continue // from a newer node: skip it, keep the stream
+		}
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				d.n.log.Debug("control stream ended", "peer", st.Peer, "err", err)
+			}
+			return
+		}
+		d.handle(st.Peer, m, local, remote, outbound)
+	}
+}
+
+func (d *disco) handle(from string, m wire.ControlMsg, local, remote netip.AddrPort, outbound bool) {
+	now := time.Now()
+	switch m.Type {
+	case wire.ControlHeartbeat:
+		hb := m.Heartbeat
+		if hb.Record != nil {
+			d.merge(from, *hb.Record, now)
+		}
+		if hb.YouAre != "" && local.IsValid() && remote.IsValid() {
+			o, err := discovery.ObservationFromHeartbeat(from, *hb, local, remote, outbound, now)
+			if err == nil {
+				_, err = d.self.Observe(o)
+			}
+			if err != nil {
+				d.n.log.Warn("ignoring observation", "peer", from, "you_are", hb.YouAre, "err", err)
+			}
+		}
+	case wire.ControlRecordPush:
+		for _, sr := range m.Push.Records {
+			d.merge(from, sr, now)
+		}
+	case wire.ControlRecordQuery:
+		recs := d.book.Signed(m.Query.Nodes...)
+		if len(m.Query.Nodes) == 0 || slices.Contains(m.Query.Nodes, d.n.cfg.Name) {
+			d.mu.Lock()
+			recs = append(recs, d.signed)
+			d.mu.Unlock()
+		}
+		if len(recs) > 0 {
+			d.mu.Lock()
+			if l := d.links[from]; l != nil {
+				l.send(wire.ControlMsg{Type: wire.ControlRecordPush, Push: &wire.RecordPush{Records: recs}})
+			}
+			d.mu.Unlock()
+		}
+	}
+	d.changed(now)
+}
+
+// merge takes a record from a peer: a newer one is passed on to every
+// other link at once, and its subject is redialed with the new addresses.
+func (d *disco) merge(from string, sr wire.SignedRecord, now time.Time) {
+	rec, outcome, err := d.book.Merge(sr, now)
+	switch outcome {
+	case discovery.Accepted:
+		d.broadcast(from, wire.ControlMsg{Type: wire.ControlRecordPush, Push: &wire.RecordPush{Records: []wire.SignedRecord{sr}}})
+		if !d.book.Up(rec.Node) {
+			d.n.net.Kick(rec.Node)
+		}
+	case discovery.Ours:
+		// A record of ours newer than we remember (we restarted and lost
+		// our incarnation): jump above it.
+		if r, changed := d.own.Supersede(rec.Incarnation, now); changed {
+			if err := d.publish(r); err != nil {
+				d.n.log.Error("publishing own record", "err", err)
+			}
+		}
+	case discovery.Refused:
+		d.n.log.Warn("refused address record", "from", from, "subject", sr.Record.Node, "err", err)
+	}
+}
+
+// changed runs after anything that may move an address: it republishes
+// our own record if the vote moved, and reports address changes.
+func (d *disco) changed(now time.Time) {
+	if rec, changed := d.own.Update(d.self, now); changed {
+		d.book.SetSelfAddrs(d.self.Addresses())
+		if err := d.publish(rec); err != nil {
+			d.n.log.Error("publishing own record", "err", err)
+		}
+		d.n.log.Info("own address record changed", "incarnation", rec.Incarnation, "addrs", fmt.Sprint(rec.Addrs), "nat", rec.NAT)
+	}
+	type change struct {
+		name     string
+		old, new netip.AddrPort
+	}
+	var changes []change
+	d.mu.Lock()
+	if ap := d.selfAddrLocked(); ap != d.selfAddr {
+		changes = append(changes, change{d.n.cfg.Name, d.selfAddr, ap})
+		d.selfAddr = ap
+	}
+	for _, name := range d.book.Peers() {
+		var cur netip.AddrPort
+		if c := d.book.Candidates(name, now); len(c) > 0 {
+			cur = c[0]
+		}
+		if cur.IsValid() && cur != d.best[name] {
+			changes = append(changes, change{name, d.best[name], cur})
+			d.best[name] = cur
+		}
+	}
+	cbs := slices.Clone(d.callbacks)
+	d.mu.Unlock()
+	for _, c := range changes {
+		for _, cb := range cbs {
+			cb(c.name, c.old, c.new)
+		}
+	}
+}
+
+func (d *disco) selfAddrLocked() netip.AddrPort {
+	port := uint16(listenPort(d.n.peerL))
+	for _, f := range []discovery.Family{discovery.IPv4, discovery.IPv6} {
+		if a := d.self.Address(f); a.IsValid() {
+			return netip.AddrPortFrom(a, port)
+		}
+	}
+	return netip.AddrPort{}
+}
+
+// tick runs the periodic duties: expire old observations, and ask every
+// connected peer about the peers we cannot reach.
+func (d *disco) tick() {
+	t := time.NewTicker(d.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-d.n.ctx.Done():
+			return
+		}
+		now := time.Now()
+		d.self.Expire(now)
+		if want := d.book.Wanted(now); len(want) > 0 {
+			d.broadcast("", wire.ControlMsg{Type: wire.ControlRecordQuery, Query: &wire.RecordQuery{Nodes: want}})
+		}
+		d.changed(now)
+	}
+}
+
+// candidates are the addresses discovery ranks for a peer, as host:port.
+func (d *disco) candidates(name string) []string {
+	var out []string
+	for _, ap := range d.book.Candidates(name, time.Now()) {
+		out = append(out, ap.String())
+	}
+	return out
+}
