@@ -9,7 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
+	"net/netip"
 	"sync"
 )
 
@@ -112,17 +112,18 @@ func (b *addrBook) save() error {
 	return writeFileAtomic(b.path, data, 0o600)
 }
 
-// withPort returns host-of(remote):port, the address at which a peer that
-// dialed us from remote accepts links, or "" if either part is missing.
+// withPort returns IP-of(remote):port, the address at which a peer that
+// dialed us from remote accepts links, or "" if either part is missing or
+// remote is not an IP address (a relayed or WebSocket link).
 func withPort(remote net.Addr, port int) string {
-	if remote == nil || port <= 0 {
+	if remote == nil || port <= 0 || port > 65535 {
 		return ""
 	}
-	host, _, err := net.SplitHostPort(remote.String())
+	ap, err := netip.ParseAddrPort(remote.String())
 	if err != nil {
 		return ""
 	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
+	return netip.AddrPortFrom(ap.Addr().Unmap(), uint16(port)).String()
 }
 
 // writeFileAtomic replaces path with data so that a crash leaves either the

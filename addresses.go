@@ -15,6 +15,9 @@ type Peer struct {
 	Addr netip.AddrPort
 	// Linked is true while a peer link to it is up.
 	Linked bool
+	// Via names the node relaying the link when there is no direct path
+	// (both behind their own NATs); empty for a direct link.
+	Via string
 }
 
 // Self returns this node's public address as voted from its peers'
@@ -38,6 +41,13 @@ func (n *Node) Peers() []Peer {
 		}
 		p := Peer{Name: m.Name, Linked: n.alive(m.Name)}
 		p.Addr, _ = n.PeerAddr(m.Name)
+		for _, l := range n.net.Links() {
+			if l.Name == m.Name && l.Remote != nil {
+				if via, _, ok := parseRelayAddr(l.Remote.String()); ok {
+					p.Via = via
+				}
+			}
+		}
 		out = append(out, p)
 	}
 	return out

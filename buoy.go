@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"buoy/internal/api"
@@ -46,6 +47,7 @@ type Node struct {
 	http  *http.Server
 	ws    *peer.WSListener
 	disco *disco
+	relay relayState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -56,6 +58,7 @@ type Node struct {
 	mu       sync.Mutex
 	lastSeen map[string]time.Time // when each peer's link was last up
 	linked   map[string]bool
+	failed   map[string]time.Time // direct addresses whose dial failed, and when
 	started  bool
 	closed   bool
 	stopWhy  error
@@ -90,6 +93,8 @@ func New(cfg Config) (*Node, error) {
 		done:     make(chan struct{}),
 		lastSeen: map[string]time.Time{},
 		linked:   map[string]bool{},
+		failed:   map[string]time.Time{},
+		relay:    relayState{ln: peer.NewChanListener(relayNetAddr("relay"))},
 	}, nil
 }
 
@@ -148,7 +153,7 @@ func (n *Node) start(ctx context.Context) error {
 	// The peer listener comes first: its port goes into the join request.
 	if n.cfg.PeerListener != nil {
 		n.peerL = n.cfg.PeerListener
-	} else if n.peerL, err = net.Listen("tcp", n.cfg.PeerAddr); err != nil {
+	} else if n.peerL, err = (&net.ListenConfig{Control: reusePort}).Listen(ctx, "tcp", n.cfg.PeerAddr); err != nil {
 		return fmt.Errorf("listen for peers on %s: %w", n.cfg.PeerAddr, err)
 	}
 
@@ -195,6 +200,8 @@ func (n *Node) start(ctx context.Context) error {
 	ctlL := n.net.Listen(wire.KindControl)
 	n.wg.Go(func() { n.disco.serve(ctlL) })
 	n.wg.Go(n.disco.tick)
+	relayL := n.net.Listen(wire.KindRelay)
+	n.wg.Go(func() { n.serveRelay(relayL) })
 	raftL := n.net.Listen(wire.KindRaft)
 	rpcL := n.net.Listen(wire.KindRPC)
 	n.raft, err = consensus.Open(consensus.Config{
@@ -210,9 +217,9 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.registerRPC()
-	for _, l := range []net.Listener{n.peerL, n.ws} {
+	for _, l := range []net.Listener{n.peerL, n.ws, n.relay.ln} {
 		n.wg.Go(func() {
-			if err := n.net.Serve(l); err != nil && !errors.Is(err, peer.ErrClosed) {
+			if err := n.net.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 				n.log.Error("peer listener stopped", "listener", l.Addr().String(), "err", err)
 			}
 		})
@@ -285,20 +292,48 @@ func (n *Node) isMember(name string) bool {
 // resolve gives the peer layer a name's candidate addresses: what worked
 // or was observed last, then the member record's address.
 func (n *Node) resolve(name string) []string {
-	var out []string
+	var direct []string
+	add := func(a string) {
+		if a != "" && !slices.Contains(direct, a) {
+			direct = append(direct, a)
+		}
+	}
 	if n.disco != nil {
-		out = n.disco.candidates(name)
+		for _, a := range n.disco.candidates(name) {
+			add(a)
+		}
 	}
 	for _, a := range n.book.get(name) {
-		if !slices.Contains(out, a) {
+		add(a)
+	}
+	if m, ok := n.fsm.View().Members[name]; ok {
+		add(m.Address)
+	}
+	// Addresses that failed lately go last, after the relays: two nodes
+	// behind their own NATs then reach each other through a relay at once
+	// instead of waiting out dead direct dials every time.
+	now := time.Now()
+	var ok, failed []string
+	n.mu.Lock()
+	for _, a := range direct {
+		if t, bad := n.failed[a]; bad && now.Sub(t) < failHold {
+			failed = append(failed, a)
+		} else {
+			ok = append(ok, a)
+		}
+	}
+	n.mu.Unlock()
+	out := ok
+	for _, a := range n.relayCandidates(name) {
+		if !slices.Contains(out, a) && !slices.Contains(failed, a) {
 			out = append(out, a)
 		}
 	}
-	if m, ok := n.fsm.View().Members[name]; ok && m.Address != "" && !slices.Contains(out, m.Address) {
-		out = append(out, m.Address)
-	}
-	return out
+	return append(out, failed...)
 }
+
+// failHold is how long a failed direct address ranks below relays.
+const failHold = 30 * time.Second
 
 func (n *Node) onLink(name string, remote net.Addr, inbound bool) {
 	n.mu.Lock()
@@ -306,6 +341,13 @@ func (n *Node) onLink(name string, remote net.Addr, inbound bool) {
 	n.lastSeen[name] = time.Now()
 	n.mu.Unlock()
 	n.disco.linkUp(name, remote, inbound)
+	// A new link is a new relay for every peer we cannot reach: retry them
+	// now rather than when their backoff ends.
+	for _, m := range n.fsm.View().Current() {
+		if m.Name != name && m.Name != n.cfg.Name && !n.alive(m.Name) {
+			n.net.Kick(m.Name)
+		}
+	}
 	if !inbound {
 		n.book.learn(name, remote.String())
 		return
@@ -480,6 +522,7 @@ func (n *Node) Close() error {
 			n.cancel()
 		}
 		n.ws.Close()
+		n.relay.ln.Close()
 		var errs []error
 		if n.http != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -544,13 +587,50 @@ func (n *Node) Handler() http.Handler { return n.ws }
 // dialRaw opens a raw transport connection to a peer address: a WebSocket
 // for ws:// and wss:// URLs, otherwise Config.Dial or TCP.
 func (n *Node) dialRaw(ctx context.Context, addr string) (net.Conn, error) {
+	if via, target, ok := parseRelayAddr(addr); ok {
+		return n.dialRelay(ctx, via, target)
+	}
 	if peer.IsWebSocketURL(addr) {
 		return peer.DialWebSocket(ctx, addr)
 	}
+	var c net.Conn
+	var err error
 	if n.cfg.Dial != nil {
-		return n.cfg.Dial(ctx, addr)
+		cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+		c, err = n.cfg.Dial(cctx, addr)
+		cancel()
+	} else {
+		c, err = n.dialTCP(ctx, addr)
 	}
-	var d net.Dialer
+	n.mu.Lock()
+	if err != nil && ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
+		n.failed[addr] = time.Now()
+	} else if err == nil {
+		delete(n.failed, addr)
+	}
+	n.mu.Unlock()
+	return c, err
+}
+
+// connectTimeout bounds a TCP connect: a peer's address that drops our
+// SYNs (a NAT with no mapping) must not hold up the next candidate.
+const connectTimeout = 3 * time.Second
+
+// dialTCP connects from the port we listen on when it can (see reusePort),
+// otherwise from an ephemeral port.
+func (n *Node) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: connectTimeout}
+	if port := listenPort(n.peerL); port > 0 && n.cfg.PeerListener == nil {
+		fixed := d
+		fixed.LocalAddr = &net.TCPAddr{Port: port}
+		fixed.Control = reusePort
+		c, err := fixed.DialContext(ctx, "tcp", addr)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) && !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return c, err
+		}
+		// That 4-tuple is taken (the peer dialed us from its port too, or
+		// an old connection lingers in TIME_WAIT): use any port.
+	}
 	return d.DialContext(ctx, "tcp", addr)
 }
 

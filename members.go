@@ -58,8 +58,9 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 			if self, _, _ := n.observations(); self != "" {
 				am.Address = self
 			}
-		} else if addrs := n.resolve(m.Name); len(addrs) > 0 {
-			am.Address = addrs[0]
+		} else if ap, ok := n.PeerAddr(m.Name); ok {
+			// The member's own address, not a relay path to it.
+			am.Address = ap.String()
 		}
 		if m.Left {
 			gone = append(gone, am)

@@ -42,3 +42,21 @@ type Response struct {
 	Code  string          `json:"code,omitempty"`
 	Body  json.RawMessage `json:"body,omitempty"`
 }
+
+// Relay stream operations.
+const (
+	RelayConnect = "connect" // to the relay: join me to Node
+	RelayDeliver = "deliver" // from the relay: Node is calling you
+)
+
+// RelayHello opens a relay-kind stream. After a successful RelayAck the
+// stream carries the two ends' own TLS session, which the relay cannot read.
+type RelayHello struct {
+	Op   string `json:"op"`
+	Node string `json:"node"`
+}
+
+// RelayAck answers a RelayHello; an empty Error means the splice is ready.
+type RelayAck struct {
+	Error string `json:"error,omitempty"`
+}
