@@ -19,6 +19,9 @@ const (
 	OpMemberLeave   Op = "member.leave"   // Name, Reason
 	OpTokenCreate   Op = "token.create"   // Token
 	OpTokenRevoke   Op = "token.revoke"   // ID
+	OpZonePut       Op = "zone.put"       // Zone: replaces the zone atomically
+	OpZoneDrop      Op = "zone.drop"      // Origin
+	OpZoneUpdate    Op = "zone.update"    // Update: RFC 2136, applied atomically
 )
 
 // CommandVersion is the envelope version written by this code.
@@ -40,6 +43,11 @@ type Command struct {
 	PeerPort int       `json:"peer_port,omitempty"`
 	ID       string    `json:"id,omitempty"`
 	Reason   string    `json:"reason,omitempty"`
+
+	// Zone commands.
+	Zone   *ZoneData   `json:"zone,omitempty"`
+	Update *ZoneUpdate `json:"update,omitempty"`
+	Origin string      `json:"origin,omitempty"`
 }
 
 // Encode returns the log entry bytes for c.
@@ -51,6 +59,9 @@ func (c Command) Encode() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode command %s: %w", c.Op, err)
 	}
+	if len(b) > MaxCommandBytes {
+		return nil, fmt.Errorf("encode command %s: %w: %d bytes, the limit is %d", c.Op, ErrBadCommand, len(b), MaxCommandBytes)
+	}
 	return b, nil
 }
 
@@ -60,6 +71,9 @@ var ErrBadCommand = errors.New("bad command")
 // DecodeCommand parses and validates a log entry. It is the only way bytes
 // from the log become a Command, so every check of shape lives here.
 func DecodeCommand(b []byte) (Command, error) {
+	if len(b) > MaxCommandBytes {
+		return Command{}, fmt.Errorf("%w: %d bytes, the limit is %d", ErrBadCommand, len(b), MaxCommandBytes)
+	}
 	var c Command
 	if err := json.Unmarshal(b, &c); err != nil {
 		return Command{}, fmt.Errorf("%w: %v", ErrBadCommand, err)
@@ -90,6 +104,26 @@ func DecodeCommand(b []byte) (Command, error) {
 	case OpTokenRevoke:
 		if c.ID == "" {
 			return missing("token id")
+		}
+	case OpZonePut:
+		if c.Zone == nil {
+			return missing("zone")
+		}
+		if err := c.Zone.decode(); err != nil {
+			return Command{}, fmt.Errorf("%w: %s: %w", ErrBadCommand, c.Op, err)
+		}
+	case OpZoneDrop:
+		o, err := checkOrigin(c.Origin)
+		if err != nil {
+			return Command{}, fmt.Errorf("%w: %s: %w", ErrBadCommand, c.Op, err)
+		}
+		c.Origin = o
+	case OpZoneUpdate:
+		if c.Update == nil {
+			return missing("update")
+		}
+		if err := c.Update.decode(); err != nil {
+			return Command{}, fmt.Errorf("%w: %s: %w", ErrBadCommand, c.Op, err)
 		}
 	default:
 		return Command{}, fmt.Errorf("%w: unknown op %q", ErrBadCommand, c.Op)

@@ -45,6 +45,14 @@ var codes = map[error]string{
 	ErrInvalidInput:  "invalid_input",
 	ErrSecretUnknown: "secret_mismatch",
 	ErrBadCommand:    "bad_command",
+
+	ErrZoneUnknown:    "zone_unknown",
+	ErrZoneTooLarge:   "zone_too_large",
+	ErrUpdateNotZone:  "update_notzone",
+	ErrUpdateNXDomain: "update_nxdomain",
+	ErrUpdateYXDomain: "update_yxdomain",
+	ErrUpdateNXRRSet:  "update_nxrrset",
+	ErrUpdateYXRRSet:  "update_yxrrset",
 }
 
 // Code returns the stable code of the first known sentinel err wraps, or "".

@@ -117,6 +117,12 @@ func (s *State) apply(index uint64, c Command) error {
 		}
 		t.Revoked = true
 		s.Tokens[c.ID] = t
+	case OpZonePut:
+		return s.applyZonePut(index, c.Zone)
+	case OpZoneDrop:
+		return s.applyZoneDrop(c.Origin)
+	case OpZoneUpdate:
+		return s.applyZoneUpdate(index, c.Update)
 	}
 	return nil
 }
@@ -150,8 +156,9 @@ func (s *State) applyJoin(index uint64, c Command) error {
 	return nil
 }
 
-// snapshotVersion is the format of snapshots written by this code.
-const snapshotVersion = 1
+// snapshotVersion is the format of snapshots written by this code. Version
+// 2 added zones; version 1 snapshots (no zones) are still read.
+const snapshotVersion = 2
 
 type snapshotFile struct {
 	Version int               `json:"version"`
@@ -159,6 +166,8 @@ type snapshotFile struct {
 	Cluster Cluster           `json:"cluster"`
 	Members map[string]Member `json:"members"`
 	Tokens  map[string]Token  `json:"tokens"`
+
+	Zones []zoneSnapshot `json:"zones,omitempty"`
 }
 
 // Snapshot implements raft.FSM. Views are immutable, so the snapshot is the
@@ -175,8 +184,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := dec.Decode(&sf); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	if sf.Version != snapshotVersion {
-		return fmt.Errorf("restore snapshot: version %d, this build reads %d", sf.Version, snapshotVersion)
+	if sf.Version != snapshotVersion && sf.Version != 1 {
+		return fmt.Errorf("restore snapshot: version %d, this build reads 1 to %d", sf.Version, snapshotVersion)
 	}
 	s := emptyState()
 	s.Index, s.Cluster = sf.Index, sf.Cluster
@@ -185,6 +194,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	for k, v := range sf.Tokens {
 		s.Tokens[k] = v
+	}
+	for _, zs := range sf.Zones {
+		z, err := zs.restore()
+		if err != nil {
+			return fmt.Errorf("restore snapshot: %w", err)
+		}
+		s.Zones[z.Origin] = z
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -201,6 +217,7 @@ func (p *snapshot) Persist(sink raft.SnapshotSink) error {
 		Cluster: p.s.Cluster,
 		Members: p.s.Members,
 		Tokens:  p.s.Tokens,
+		Zones:   snapshotZones(p.s),
 	}
 	if err := json.NewEncoder(sink).Encode(sf); err != nil {
 		_ = sink.Cancel()

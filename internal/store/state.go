@@ -6,6 +6,7 @@
 package store
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,10 @@ type State struct {
 	Members map[string]Member
 	// Tokens by ID.
 	Tokens map[string]Token
+	// Zones by origin (lowercase, fully qualified). A State shares the
+	// ZoneState of every zone an apply did not change with the previous
+	// State (see ZonesChanged).
+	Zones map[string]*ZoneState
 
 	// next is closed when a newer view replaces this one.
 	next chan struct{}
@@ -157,6 +162,7 @@ func (s *State) clone() *State {
 		Cluster: s.Cluster,
 		Members: make(map[string]Member, len(s.Members)+1),
 		Tokens:  make(map[string]Token, len(s.Tokens)+1),
+		Zones:   maps.Clone(s.Zones),
 		next:    make(chan struct{}),
 	}
 	for k, v := range s.Members {
@@ -172,6 +178,7 @@ func emptyState() *State {
 	return &State{
 		Members: map[string]Member{},
 		Tokens:  map[string]Token{},
+		Zones:   map[string]*ZoneState{},
 		next:    make(chan struct{}),
 	}
 }
