@@ -48,6 +48,10 @@ type Node struct {
 	ws    *peer.WSListener
 	disco *disco
 	relay relayState
+	dns   *dnsNode
+	// dnsUDP and dnsTCP are the DNS sockets, closed by Close.
+	dnsUDP []net.PacketConn
+	dnsTCP net.Listener
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -233,6 +237,9 @@ func (n *Node) start(ctx context.Context) error {
 	// Links to every peer we know of, before Raft tells us the members.
 	n.net.Keep(n.knownPeers(nil))
 
+	if err := n.startDNS(); err != nil {
+		return err
+	}
 	if err := n.startHTTP(); err != nil {
 		return err
 	}
@@ -523,6 +530,12 @@ func (n *Node) Close() error {
 		}
 		n.ws.Close()
 		n.relay.ln.Close()
+		for _, c := range n.dnsUDP {
+			c.Close()
+		}
+		if n.dnsTCP != nil {
+			n.dnsTCP.Close()
+		}
 		var errs []error
 		if n.http != nil {
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -561,7 +574,7 @@ func (n *Node) startHTTP() error {
 	n.httpL = l
 	mux := http.NewServeMux()
 	mux.Handle(PeerPath, n.ws) // authenticated by the TLS inside, not the API token
-	mux.Handle("/", api.New(n, n.cfg.HTTPToken, n.log.With("component", "api")))
+	mux.Handle("/", api.New(apiBackend{n}, n.cfg.HTTPToken, n.log.With("component", "api")))
 	n.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

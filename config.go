@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"buoy/internal/pki"
 )
 
@@ -46,6 +48,26 @@ type Config struct {
 	Heartbeat time.Duration
 	// Logger receives the node's logs (default: discarded).
 	Logger *slog.Logger
+
+	// DNSAddr is where authoritative DNS is served over UDP and TCP; empty
+	// or "-" disables it (the agent's --dns-addr defaults to ":53").
+	DNSAddr string
+	// Zone is the cluster's own zone (default "buoy.internal."):
+	// <node>.nodes.<zone> and leader.<zone> follow live addresses.
+	Zone string
+	// ZoneFiles are RFC 1035 master files loaded into the replicated state
+	// at start and on LoadZoneFiles (SIGHUP for the agent).
+	ZoneFiles []string
+	// TSIGKeys are "NAME:ALG:SECRET" keys for zone transfers and updates.
+	TSIGKeys []string
+	// TransferACL lists addresses or prefixes allowed AXFR/IXFR without TSIG.
+	TransferACL []string
+	// Notify lists host:port secondaries to NOTIFY when a zone changes.
+	Notify []string
+	// DNSConn and DNSListener, if set, are used instead of listening on
+	// DNSAddr (tests and embedding programs).
+	DNSConn     net.PacketConn
+	DNSListener net.Listener
 
 	// PeerListener, if set, is used instead of listening on PeerAddr (an
 	// embedding program or a test supplies its own).
@@ -85,6 +107,9 @@ func (c *Config) setDefaults() {
 	if c.Cluster == "" {
 		c.Cluster = DefaultCluster
 	}
+	if c.Zone == "" {
+		c.Zone = DefaultZone
+	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
 	}
@@ -103,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat < 10*time.Millisecond || c.Heartbeat > time.Minute {
 		return fmt.Errorf("%w: --heartbeat must be between 10ms and 1m, got %s", ErrConfig, c.Heartbeat)
+	}
+	if _, ok := dns.IsDomainName(c.Zone); !ok {
+		return fmt.Errorf("%w: --zone %q is not a domain name", ErrConfig, c.Zone)
 	}
 	if c.MaxVoters < 1 {
 		return fmt.Errorf("%w: --max-voters must be at least 1, got %d", ErrConfig, c.MaxVoters)

@@ -37,6 +37,11 @@ type disco struct {
 	sign     discovery.Signer
 	interval time.Duration
 
+	// pubMu serializes publish. changed runs on many goroutines at once,
+	// and a record one of them built first must not be persisted or sent
+	// after, and so instead of, the newer record another one built.
+	pubMu sync.Mutex
+
 	// mu guards the following fields.
 	mu        sync.Mutex
 	links     map[string]*ctlLink
@@ -44,7 +49,15 @@ type disco struct {
 	best      map[string]netip.AddrPort // last address reported per node, for callbacks
 	callbacks []func(name string, old, new netip.AddrPort)
 	selfAddr  netip.AddrPort
+	// unverified holds nodes whose records were refused because the
+	// replicated state did not know their key yet (after a restart or a
+	// join, until Raft catches up); tick asks the links for them again
+	// once it does, rather than wait for their next periodic resend.
+	unverified map[string]bool
 }
+
+// maxUnverified bounds disco.unverified: names come from peers' records.
+const maxUnverified = 256
 
 // ctlLink is the sending half of one peer's control stream.
 type ctlLink struct {
@@ -59,11 +72,12 @@ func newDisco(n *Node) (*disco, error) {
 		return nil, err
 	}
 	d := &disco{
-		n:        n,
-		sign:     discovery.Ed25519Signer(n.id.Key),
-		interval: n.cfg.Heartbeat,
-		links:    map[string]*ctlLink{},
-		best:     map[string]netip.AddrPort{},
+		n:          n,
+		sign:       discovery.Ed25519Signer(n.id.Key),
+		interval:   n.cfg.Heartbeat,
+		links:      map[string]*ctlLink{},
+		best:       map[string]netip.AddrPort{},
+		unverified: map[string]bool{},
 	}
 	d.book, err = discovery.NewBook(discovery.BookConfig{
 		Self:   n.cfg.Name,
@@ -115,6 +129,14 @@ func readIncarnation(dir string) (uint64, error) {
 
 // publish persists, signs and spreads a new own record.
 func (d *disco) publish(rec discovery.Record) error {
+	d.pubMu.Lock()
+	defer d.pubMu.Unlock()
+	d.mu.Lock()
+	held := d.signed.Record.Incarnation
+	d.mu.Unlock()
+	if rec.Incarnation <= held {
+		return nil // a newer record went out first
+	}
 	if err := writeFileAtomic(filepath.Join(d.n.cfg.DataDir, incarnationFile), []byte(strconv.FormatUint(rec.Incarnation, 10)+"\n"), 0o600); err != nil {
 		return err
 	}
@@ -163,9 +185,24 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // linkUp starts the control sender for a new (or replaced) session.
 func (d *disco) linkUp(name string, remote net.Addr, inbound bool) {
 	now := time.Now()
-	if ap := addrPortOf(remote); ap.IsValid() {
-		d.book.LinkUp(name, ap, !inbound, now)
+	// What the node knew of the peer before discovery did (the saved
+	// peer list, the member record) ranks last, but gives the peer's
+	// listening port: with it, the address a peer dials us from is a
+	// candidate before its record is in, which after a restart waits
+	// until Raft has replayed the key that verifies it.
+	for _, a := range d.n.book.get(name) {
+		if ap, err := netip.ParseAddrPort(a); err == nil {
+			_ = d.book.Hint(name, ap, now) // refused hints are of no use anyway
+		}
 	}
+	if m, ok := d.n.fsm.View().Members[name]; ok {
+		if ap, err := netip.ParseAddrPort(m.Address); err == nil {
+			_ = d.book.Hint(name, ap, now)
+		}
+	}
+	// A relayed link has no address (ap is invalid): it only marks the
+	// peer up.
+	d.book.LinkUp(name, addrPortOf(remote), !inbound, now)
 	ctx, cancel := context.WithCancel(d.n.ctx)
 	l := &ctlLink{out: make(chan wire.ControlMsg, 64), cancel: cancel}
 	d.mu.Lock()
@@ -344,7 +381,32 @@ func (d *disco) merge(from string, sr wire.SignedRecord, now time.Time) {
 		}
 	case discovery.Refused:
 		d.n.log.Warn("refused address record", "from", from, "subject", sr.Record.Node, "err", err)
+		if _, kerr := d.n.memberKey(sr.Record.Node); kerr != nil {
+			d.mu.Lock()
+			if len(d.unverified) < maxUnverified {
+				d.unverified[sr.Record.Node] = true
+			}
+			d.mu.Unlock()
+		}
 	}
+}
+
+// verifiable returns the nodes of unverified whose key the replicated
+// state now knows, and forgets them and those that left.
+func (d *disco) verifiable() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for name := range d.unverified {
+		if _, err := d.n.memberKey(name); err == nil {
+			out = append(out, name)
+			delete(d.unverified, name)
+		} else if m, ok := d.n.fsm.View().Members[name]; ok && m.Left {
+			delete(d.unverified, name)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // changed runs after anything that may move an address: it republishes
@@ -386,6 +448,13 @@ func (d *disco) changed(now time.Time) {
 	}
 }
 
+// onChange registers an internal address-change callback.
+func (d *disco) onChange(f func(name string, old, new netip.AddrPort)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.callbacks = append(d.callbacks, f)
+}
+
 func (d *disco) selfAddrLocked() netip.AddrPort {
 	port := uint16(listenPort(d.n.peerL))
 	for _, f := range []discovery.Family{discovery.IPv4, discovery.IPv6} {
@@ -411,6 +480,9 @@ func (d *disco) tick() {
 		d.self.Expire(now)
 		if want := d.book.Wanted(now); len(want) > 0 {
 			d.broadcast("", wire.ControlMsg{Type: wire.ControlRecordQuery, Query: &wire.RecordQuery{Nodes: want}})
+		}
+		if ask := d.verifiable(); len(ask) > 0 {
+			d.broadcast("", wire.ControlMsg{Type: wire.ControlRecordQuery, Query: &wire.RecordQuery{Nodes: ask}})
 		}
 		d.changed(now)
 	}

@@ -29,6 +29,9 @@ type NewToken = api.NewToken
 // TokenRequest asks for a join token.
 type TokenRequest = api.TokenRequest
 
+// ZonePut replaces a zone through the API.
+type ZonePut = api.ZonePut
+
 // suspectAfter is how long a member whose link is down stays "suspect"
 // before it is shown as "dead".
 const suspectAfter = 15 * time.Second
@@ -61,6 +64,8 @@ func (n *Node) Members(ctx context.Context) ([]Member, error) {
 		} else if ap, ok := n.PeerAddr(m.Name); ok {
 			// The member's own address, not a relay path to it.
 			am.Address = ap.String()
+		} else if addrs := n.resolve(m.Name); len(addrs) > 0 {
+			am.Address = addrs[0] // a WebSocket URL, or a relay path
 		}
 		if m.Left {
 			gone = append(gone, am)

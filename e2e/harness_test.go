@@ -252,6 +252,7 @@ func (n *node) commandLine() []string {
 		"--data-dir", n.dataDir,
 		"--peer-addr", n.peerAddr,
 		"--http-addr", n.httpAddr,
+		"--dns-addr", "127.0.0.1:0",
 	}, n.extra...)
 }
 

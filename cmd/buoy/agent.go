@@ -8,7 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
+	"time"
 
 	"buoy"
 )
@@ -42,6 +45,13 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 	maxVoters := fs.Int("max-voters", buoy.DefaultMaxVoters, "most Raft voters; later nodes join as non-voters")
 	cluster := fs.String("cluster", buoy.DefaultCluster, "cluster name written into a new CA")
 	heartbeat := fs.Duration("heartbeat", buoy.DefaultHeartbeat, "how often each peer link carries a heartbeat")
+	dnsAddr := fs.String("dns-addr", buoy.DefaultDNSAddr, "authoritative DNS address, UDP and TCP; - disables")
+	zone := fs.String("zone", buoy.DefaultZone, "the cluster's zone: <node>.nodes.<zone>, leader.<zone>")
+	var zoneFiles, tsigKeys, notify, allowXfr stringList
+	fs.Var(&zoneFiles, "zone-file", "RFC 1035 zone file to serve (repeatable; reloaded on SIGHUP)")
+	fs.Var(&tsigKeys, "tsig-key", "NAME:ALG:SECRET key for transfers and updates (repeatable)")
+	fs.Var(&notify, "notify", "HOST:PORT of a secondary to NOTIFY on zone changes (repeatable)")
+	fs.Var(&allowXfr, "allow-transfer", "address or prefix allowed AXFR/IXFR without TSIG (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
 	}
@@ -49,6 +59,7 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 		return cfg, "", fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	logLevel = "info"
+	cfg.DNSAddr = buoy.DefaultDNSAddr
 	if *cfgFile != "" {
 		fc, err := loadConfigFile(*cfgFile)
 		if err != nil {
@@ -85,6 +96,18 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 			cfg.Cluster = *cluster
 		case "heartbeat":
 			cfg.Heartbeat = *heartbeat
+		case "dns-addr":
+			cfg.DNSAddr = *dnsAddr
+		case "zone":
+			cfg.Zone = *zone
+		case "zone-file":
+			cfg.ZoneFiles = zoneFiles
+		case "tsig-key":
+			cfg.TSIGKeys = tsigKeys
+		case "notify":
+			cfg.Notify = notify
+		case "allow-transfer":
+			cfg.TransferACL = allowXfr
 		case "log-level":
 			logLevel = *flagLevel
 		}
@@ -118,17 +141,46 @@ func runAgent(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer n.Close()
-	select {
-	case <-ctx.Done():
-		cfg.Logger.Info("shutting down")
-		return n.Close()
-	case <-n.Done():
-		n.Close()
-		err := n.Err()
-		if errors.Is(err, buoy.ErrLeft) && !errors.Is(err, buoy.ErrRemoved) {
-			cfg.Logger.Info("left the cluster", "reason", err)
-			return nil
+	// Zone files load once the cluster has a leader, and again on SIGHUP.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	loadZones := func() {
+		lctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := n.WaitReady(lctx); err != nil {
+			cfg.Logger.Error("zone files not loaded", "err", err)
+			return
 		}
-		return err
+		if err := n.LoadZoneFiles(lctx); err != nil {
+			cfg.Logger.Error("zone files", "err", err)
+		} else if len(cfg.ZoneFiles) > 0 {
+			cfg.Logger.Info("zone files loaded", "files", len(cfg.ZoneFiles))
+		}
+	}
+	loaded := make(chan struct{})
+	go func() { // ends after one load; the agent waits for it below
+		defer close(loaded)
+		loadZones()
+	}()
+	defer func() { <-loaded }()
+	for {
+		select {
+		case <-hup:
+			cfg.Logger.Info("SIGHUP: reloading zone files")
+			loadZones()
+			continue
+		case <-ctx.Done():
+			cfg.Logger.Info("shutting down")
+			return n.Close()
+		case <-n.Done():
+			n.Close()
+			err := n.Err()
+			if errors.Is(err, buoy.ErrLeft) && !errors.Is(err, buoy.ErrRemoved) {
+				cfg.Logger.Info("left the cluster", "reason", err)
+				return nil
+			}
+			return err
+		}
 	}
 }

@@ -15,7 +15,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"buoy"
+	"buoy/internal/zonefile"
 )
 
 // client talks to an agent's HTTP API.
@@ -97,9 +100,9 @@ func (c *client) do(ctx context.Context, method, path string, body, out any) err
 
 func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	sub := ""
-	if cmd == "token" {
+	if cmd == "token" || cmd == "zone" {
 		if len(args) == 0 {
-			return fmt.Errorf("%w: buoy token create|list|revoke", errUsage)
+			return fmt.Errorf("%w: buoy token create|list|revoke, buoy zone list|show|load|drop|reload", errUsage)
 		}
 		sub, args = args[0], args[1:]
 	}
@@ -210,6 +213,56 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 			return err
 		}
 		return c.do(ctx, "DELETE", "/v1/tokens/"+url.PathEscape(fs.Arg(0)), nil, nil)
+	case "zone list":
+		var zs []buoy.ZoneInfo
+		if err := c.do(ctx, "GET", "/v1/zones", nil, &zs); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, zs)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ZONE\tSERIAL\tRECORDS")
+		for _, z := range zs {
+			fmt.Fprintf(tw, "%s\t%d\t%d\n", z.Origin, z.Serial, z.Records)
+		}
+		return tw.Flush()
+	case "zone show":
+		if err := need(1, "buoy zone show ZONE"); err != nil {
+			return err
+		}
+		var txt string
+		if err := c.doText(ctx, "/v1/zones/"+url.PathEscape(dns.CanonicalName(fs.Arg(0))), &txt); err != nil {
+			return err
+		}
+		_, err := io.WriteString(stdout, txt)
+		return err
+	case "zone load":
+		if err := need(1, "buoy zone load FILE"); err != nil {
+			return err
+		}
+		// The file is read here, so $INCLUDE resolves on this machine.
+		rrs, err := zonefile.Load(fs.Arg(0), "", 0)
+		if err != nil {
+			return err
+		}
+		req := buoy.ZonePut{}
+		for _, rr := range rrs {
+			req.Records = append(req.Records, rr.String())
+		}
+		var out map[string]string
+		if err := c.do(ctx, "POST", "/v1/zones", req, &out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "loaded %s (%d records)\n", out["loaded"], len(rrs))
+		return nil
+	case "zone drop":
+		if err := need(1, "buoy zone drop ZONE"); err != nil {
+			return err
+		}
+		return c.do(ctx, "DELETE", "/v1/zones/"+url.PathEscape(dns.CanonicalName(fs.Arg(0))), nil, nil)
+	case "zone reload":
+		return c.do(ctx, "POST", "/v1/zones/reload", nil, nil)
 	case "leave ":
 		return c.do(ctx, "POST", "/v1/leave", nil, nil)
 	case "remove ":
@@ -219,6 +272,35 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		return c.do(ctx, "DELETE", "/v1/members/"+url.PathEscape(fs.Arg(0)), nil, nil)
 	}
 	return fmt.Errorf("%w: unknown command %q", errUsage, strings.TrimSpace(cmd+" "+sub))
+}
+
+// doText GETs path and returns the body as text.
+func (c *client) doText(ctx context.Context, path string, out *string) error {
+	req, err := http.NewRequestWithContext(ctx, "GET", c.base+path, nil)
+	if err != nil {
+		return err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the agent at %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode >= 300 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) != nil || e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return &apiError{Status: resp.StatusCode, Message: e.Error}
+	}
+	*out = string(data)
+	return nil
 }
 
 func orDash(s string) string {

@@ -30,6 +30,12 @@ type fileConfig struct {
 	Cluster   string   `yaml:"cluster"`
 	LogLevel  string   `yaml:"log_level"`
 	Heartbeat string   `yaml:"heartbeat"`
+	DNSAddr   string   `yaml:"dns_addr"`
+	Zone      string   `yaml:"zone"`
+	ZoneFiles []string `yaml:"zone_files"`
+	TSIGKeys  []string `yaml:"tsig_keys"`
+	Notify    []string `yaml:"notify"`
+	AllowXfr  []string `yaml:"allow_transfer"`
 }
 
 // unknownKey rewrites yaml's "field x not found in type main.fileConfig",
@@ -79,6 +85,15 @@ func (fc fileConfig) apply(c *buoy.Config, logLevel *string) error {
 	set(&c.Token, fc.Token)
 	set(&c.Cluster, fc.Cluster)
 	set(logLevel, fc.LogLevel)
+	set(&c.DNSAddr, fc.DNSAddr)
+	set(&c.Zone, fc.Zone)
+	for _, l := range []struct{ dst, src *[]string }{
+		{&c.ZoneFiles, &fc.ZoneFiles}, {&c.TSIGKeys, &fc.TSIGKeys}, {&c.Notify, &fc.Notify}, {&c.TransferACL, &fc.AllowXfr},
+	} {
+		if len(*l.src) > 0 {
+			*l.dst = *l.src
+		}
+	}
 	if fc.Bootstrap {
 		c.Bootstrap = true
 	}
@@ -104,14 +119,21 @@ func applyEnv(c *buoy.Config, logLevel *string, getenv func(string) string) erro
 		"BUOY_NAME": &c.Name, "BUOY_DATA_DIR": &c.DataDir, "BUOY_PEER_ADDR": &c.PeerAddr,
 		"BUOY_HTTP_ADDR": &c.HTTPAddr, "BUOY_HTTP_TOKEN": &c.HTTPToken, "BUOY_TOKEN": &c.Token,
 		"BUOY_CLUSTER": &c.Cluster, "BUOY_LOG_LEVEL": logLevel,
+		"BUOY_DNS_ADDR": &c.DNSAddr, "BUOY_ZONE": &c.Zone,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
 			*p = v
 		}
 	}
-	if v := getenv("BUOY_JOIN"); v != "" {
-		c.Join = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+	lists := map[string]*[]string{
+		"BUOY_JOIN": &c.Join, "BUOY_ZONE_FILES": &c.ZoneFiles, "BUOY_TSIG_KEYS": &c.TSIGKeys,
+		"BUOY_NOTIFY": &c.Notify, "BUOY_ALLOW_TRANSFER": &c.TransferACL,
+	}
+	for k, p := range lists {
+		if v := getenv(k); v != "" {
+			*p = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+		}
 	}
 	if v := getenv("BUOY_BOOTSTRAP"); v != "" {
 		b, err := strconv.ParseBool(v)

@@ -41,6 +41,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !*keep {
 		defer os.RemoveAll(root)
 	}
+	demoZone := filepath.Join(root, "demo.test.zone")
+	if err := os.WriteFile(demoZone, []byte(demoZoneText), 0o644); err != nil {
+		return err
+	}
 
 	var running []*buoy.Node
 	defer func() {
@@ -67,10 +71,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			DataDir:      filepath.Join(root, name),
 			PeerListener: peerL,
 			HTTPListener: httpL,
+			DNSAddr:      "127.0.0.1:0",
 			Logger:       log,
 		}
 		if i == 0 {
 			cfg.Bootstrap = true
+			cfg.ZoneFiles = []string{demoZone}
 		} else {
 			cfg.Join = []string{running[0].ListenAddr().String()}
 			cfg.Token = token
@@ -97,10 +103,22 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	}
 
+	if err := running[0].LoadZoneFiles(startCtx); err != nil {
+		return fmt.Errorf("demo zone: %w", err)
+	}
+
 	fmt.Fprintf(stdout, "Buoy dev cluster: %d nodes on loopback, data under %s\n\n", len(running), root)
 	for _, n := range running {
-		fmt.Fprintf(stdout, "  %-6s peer %-21s http %s\n", n.Name(), n.ListenAddr(), n.HTTPAddr())
+		fmt.Fprintf(stdout, "  %-6s peer %-21s http %-21s dns %s\n", n.Name(), n.ListenAddr(), n.HTTPAddr(), n.DNSAddr())
 	}
+	_, dnsPort, _ := net.SplitHostPort(running[len(running)-1].DNSAddr().String())
+	fmt.Fprintf(stdout, `
+DNS (every node answers the same; the demo zone %s is in the replicated state):
+  dig @127.0.0.1 -p %s node2.nodes.buoy.internal A +norec
+  dig @127.0.0.1 -p %s leader.buoy.internal A +norec
+  dig @127.0.0.1 -p %s www.demo.test A +norec
+  dig @127.0.0.1 -p %s demo.test MX +norec
+`, demoZone, dnsPort, dnsPort, dnsPort, dnsPort)
 	first := running[0].HTTPAddr().String()
 	fmt.Fprintf(stdout, `
 Try, in another terminal:
@@ -109,6 +127,8 @@ Try, in another terminal:
   go run ./cmd/buoy status
   go run ./cmd/buoy token create --ttl 10m
   go run ./cmd/buoy members --json --http-addr %s
+  go run ./cmd/buoy zone list
+  go run ./cmd/buoy zone show demo.test
 
 Ctrl-C stops the cluster%s.
 `, first, running[len(running)-1].HTTPAddr(), map[bool]string{false: " and removes its data", true: ""}[*keep])
@@ -137,3 +157,18 @@ Ctrl-C stops the cluster%s.
 		}
 	}
 }
+
+// demoZoneText is the zone "buoy dev" loads, to have something to query.
+const demoZoneText = `$ORIGIN demo.test.
+$TTL 300
+@       IN SOA  node1.nodes.buoy.internal. hostmaster.demo.test. 1 3600 600 86400 60
+@       IN NS   node1.nodes.buoy.internal.
+@       IN NS   node2.nodes.buoy.internal.
+@       IN MX   10 mail
+www     IN A    192.0.2.80
+www     IN AAAA 2001:db8::80
+mail    IN A    192.0.2.25
+api     IN CNAME www
+*.apps  IN A    192.0.2.81
+@       IN TXT  "buoy dev demo zone"
+`

@@ -24,6 +24,7 @@ Usage:
   buoy token create [--ttl 1h] [--uses N] [--description TEXT] [--json]
   buoy token list [--json]
   buoy token revoke ID
+  buoy zone list|show ZONE|load FILE|drop ZONE|reload
   buoy leave                    make the node leave the cluster and stop
   buoy remove NAME              remove a member (from any node)
 
@@ -67,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, rest, stderr)
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
-	case "members", "status", "token", "leave", "remove":
+	case "members", "status", "token", "zone", "leave", "remove":
 		return runClient(ctx, cmd, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

@@ -91,6 +91,10 @@ type TokenRequest struct {
 	Description string `json:"description,omitempty"`
 }
 
+// ErrBadRequest marks an error in what the client sent (a backend wraps
+// it, e.g. for a zone file that does not parse).
+var ErrBadRequest = errors.New("bad request")
+
 // Error is the body of every error answer.
 type Error struct {
 	Error string `json:"error"`
@@ -106,6 +110,23 @@ type Backend interface {
 	RevokeToken(ctx context.Context, id string) error
 	RemoveMember(ctx context.Context, name string) error
 	Leave(ctx context.Context) error
+	ZoneList(ctx context.Context) ([]ZoneInfo, error)
+	ZoneText(ctx context.Context, origin string) (string, error)
+	ZonePut(ctx context.Context, records []string) (string, error)
+	ZoneDrop(ctx context.Context, origin string) error
+	ZoneReload(ctx context.Context) error
+}
+
+// ZoneInfo describes one zone in the replicated state.
+type ZoneInfo struct {
+	Origin  string `json:"origin"`
+	Serial  uint32 `json:"serial"`
+	Records int    `json:"records"`
+}
+
+// ZonePut replaces a zone: its records in presentation format, SOA first.
+type ZonePut struct {
+	Records []string `json:"records"`
 }
 
 // New returns the API handler. A non-empty token is required as a bearer
@@ -120,6 +141,11 @@ func New(b Backend, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("GET /v1/tokens", s.tokens)
 	mux.HandleFunc("DELETE /v1/tokens/{id}", s.revokeToken)
 	mux.HandleFunc("POST /v1/leave", s.leave)
+	mux.HandleFunc("GET /v1/zones", s.zones)
+	mux.HandleFunc("POST /v1/zones", s.zonePut)
+	mux.HandleFunc("POST /v1/zones/reload", s.zoneReload)
+	mux.HandleFunc("GET /v1/zones/{origin}", s.zoneShow)
+	mux.HandleFunc("DELETE /v1/zones/{origin}", s.zoneDrop)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})
@@ -186,6 +212,46 @@ func (s *server) leave(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, map[string]bool{"left": err == nil}, err)
 }
 
+func (s *server) zones(w http.ResponseWriter, r *http.Request) {
+	zs, err := s.b.ZoneList(r.Context())
+	if zs == nil {
+		zs = []ZoneInfo{}
+	}
+	s.reply(w, zs, err)
+}
+
+func (s *server) zoneShow(w http.ResponseWriter, r *http.Request) {
+	txt, err := s.b.ZoneText(r.Context(), r.PathValue("origin"))
+	if err != nil {
+		s.reply(w, nil, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/dns; charset=utf-8")
+	_, _ = w.Write([]byte(txt))
+}
+
+func (s *server) zonePut(w http.ResponseWriter, r *http.Request) {
+	var req ZonePut
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("zone: %w", err))
+		return
+	}
+	origin, err := s.b.ZonePut(r.Context(), req.Records)
+	s.reply(w, map[string]string{"loaded": origin}, err)
+}
+
+func (s *server) zoneDrop(w http.ResponseWriter, r *http.Request) {
+	err := s.b.ZoneDrop(r.Context(), r.PathValue("origin"))
+	s.reply(w, map[string]string{"dropped": r.PathValue("origin")}, err)
+}
+
+func (s *server) zoneReload(w http.ResponseWriter, r *http.Request) {
+	err := s.b.ZoneReload(r.Context())
+	s.reply(w, map[string]bool{"reloaded": err == nil}, err)
+}
+
 func (s *server) reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
 		code := statusOf(err)
@@ -203,11 +269,11 @@ func (s *server) reply(w http.ResponseWriter, v any, err error) {
 
 func statusOf(err error) int {
 	switch {
-	case errors.Is(err, store.ErrNoSuchMember), errors.Is(err, store.ErrTokenUnknown):
+	case errors.Is(err, store.ErrNoSuchMember), errors.Is(err, store.ErrTokenUnknown), errors.Is(err, store.ErrZoneUnknown):
 		return http.StatusNotFound
 	case errors.Is(err, store.ErrLastVoter), errors.Is(err, store.ErrNameTaken), errors.Is(err, store.ErrMemberGone):
 		return http.StatusConflict
-	case errors.Is(err, store.ErrInvalidInput), errors.Is(err, store.ErrInvalidName):
+	case errors.Is(err, store.ErrInvalidInput), errors.Is(err, store.ErrInvalidName), errors.Is(err, store.ErrBadCommand), errors.Is(err, ErrBadRequest):
 		return http.StatusBadRequest
 	case errors.Is(err, store.ErrNoLeader), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable

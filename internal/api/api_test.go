@@ -40,6 +40,23 @@ func (f *fakeBackend) RevokeToken(_ context.Context, id string) error {
 }
 func (f *fakeBackend) RemoveMember(context.Context, string) error { return f.removeErr }
 func (f *fakeBackend) Leave(context.Context) error                { return nil }
+func (f *fakeBackend) ZoneList(context.Context) ([]ZoneInfo, error) {
+	return []ZoneInfo{{Origin: "example.test.", Serial: 3, Records: 4}}, nil
+}
+func (f *fakeBackend) ZoneText(_ context.Context, o string) (string, error) {
+	if o != "example.test." {
+		return "", fmt.Errorf("%w: %s", store.ErrZoneUnknown, o)
+	}
+	return "example.test.\t300\tIN\tSOA\t...\n", nil
+}
+func (f *fakeBackend) ZonePut(_ context.Context, recs []string) (string, error) {
+	if len(recs) == 0 {
+		return "", fmt.Errorf("%w: empty zone", ErrBadRequest)
+	}
+	return "example.test.", nil
+}
+func (f *fakeBackend) ZoneDrop(context.Context, string) error { return nil }
+func (f *fakeBackend) ZoneReload(context.Context) error       { return nil }
 
 func do(t *testing.T, h http.Handler, method, path, body, auth string) (int, string) {
 	t.Helper()
@@ -72,6 +89,13 @@ func TestRoutes(t *testing.T) {
 		{"DELETE", "/v1/members/pi2", "", 200, "removed"},
 		{"POST", "/v1/leave", "", 200, "left"},
 		{"GET", "/v1/nothing", "", 404, "no such endpoint"},
+		{"GET", "/v1/zones", "", 200, `"serial": 3`},
+		{"GET", "/v1/zones/example.test.", "", 200, "SOA"},
+		{"GET", "/v1/zones/nope.test.", "", 404, "zone_unknown"},
+		{"POST", "/v1/zones", `{"records":["a"]}`, 200, "loaded"},
+		{"POST", "/v1/zones", `{"records":[]}`, 400, "empty zone"},
+		{"DELETE", "/v1/zones/example.test.", "", 200, "dropped"},
+		{"POST", "/v1/zones/reload", "", 200, "reloaded"},
 		{"PUT", "/v1/status", "", 404, "no such endpoint: PUT"},
 	}
 	for _, tt := range tests {
