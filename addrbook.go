@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
-	"net/netip"
 	"sync"
 )
 
