@@ -432,9 +432,10 @@ func TestTextServerNetcat(t *testing.T) {
 	host, port, _ := net.SplitHostPort(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// -N sends our end of input on as the end of the stream, so nc exits as
-	// soon as the server has answered and closed; -q5 bounds the wait.
-	cmd := exec.CommandContext(ctx, nc, "-N", "-q5", host, port)
+	// -N passes the end of our input on (shutdown), so the server answers
+	// everything, closes, and nc exits: no fixed wait as with -q1, which
+	// would also cut the answers short on a slow machine.
+	cmd := exec.CommandContext(ctx, nc, "-N", host, port)
 	cmd.Stdin = strings.NewReader("ping\nkv set motd hello from nc\nget motd\ndel motd\nget motd\nbogus\n")
 	out, err := cmd.CombinedOutput()
 	want := "PONG\nSUCCESS\nhello from nc\nSUCCESS\nERROR not found\n" +
