@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -76,6 +77,8 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	barrierTerm atomic.Uint64 // the term whose barrier has committed
 
 	closeOnce sync.Once
 	closeErr  error
@@ -158,6 +161,9 @@ func Open(cfg Config) (*Node, error) {
 		cancel:   cancel,
 	}
 	n.handlers[opApply] = n.handleApply
+	n.handlers[opReadIndex] = func(ctx context.Context, _ string, _ json.RawMessage) (any, error) {
+		return n.readIndexLocal(ctx)
+	}
 
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.Name)
@@ -279,6 +285,31 @@ func (n *Node) applyLocal(ctx context.Context, c store.Command) error {
 	if err != nil {
 		return err
 	}
+	// Refuse a malformed command here rather than commit it for every
+	// node to refuse.
+	if _, err := store.DecodeCommand(b); err != nil {
+		return err
+	}
+	out, err := n.ApplyRaw(ctx, b)
+	if err != nil {
+		return fmt.Errorf("raft apply %s: %w", c.Op, err)
+	}
+	if err, ok := out.(error); ok && err != nil {
+		return err
+	}
+	return nil
+}
+
+// Now is the clock commands are stamped with.
+func (n *Node) Now() time.Time { return n.cfg.Now().UTC() }
+
+// ApplyRaw commits an already encoded entry on the leader and returns the
+// FSM's answer (a value or an error). It does not forward: callers use
+// OnLeader.
+func (n *Node) ApplyRaw(ctx context.Context, b []byte) (any, error) {
+	if !n.IsLeader() {
+		return nil, store.ErrNotLeader
+	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
@@ -286,14 +317,53 @@ func (n *Node) applyLocal(ctx context.Context, c store.Command) error {
 	f := n.raft.Apply(b, timeout)
 	if err := f.Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("%w: %v", store.ErrNotLeader, err)
+			return nil, fmt.Errorf("%w: %v", store.ErrNotLeader, err)
 		}
-		return fmt.Errorf("raft apply %s: %w", c.Op, err)
+		return nil, err
 	}
-	if err, ok := f.Response().(error); ok && err != nil {
-		return err
+	return f.Response(), nil
+}
+
+const opReadIndex = "readindex"
+
+// ReadIndex returns an index such that a state applied through it reflects
+// every write committed before the call: the leader's commit index,
+// confirmed by a round of heartbeats to a quorum (the read-index
+// protocol). A follower asks the leader. It fails when no quorum answers,
+// which is what makes a read linearizable or refused.
+func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
+	var idx uint64
+	err := n.OnLeader(ctx, opReadIndex, struct{}{}, &idx, func(ctx context.Context) (any, error) {
+		return n.readIndexLocal(ctx)
+	})
+	return idx, err
+}
+
+func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
+	if !n.IsLeader() {
+		return 0, store.ErrNotLeader
 	}
-	return nil
+	// A new leader's commit index is only trustworthy once an entry of its
+	// own term has committed: one barrier per term makes sure.
+	term := n.raft.CurrentTerm()
+	if n.barrierTerm.Load() != term {
+		timeout := 10 * time.Second
+		if dl, ok := ctx.Deadline(); ok {
+			timeout = time.Until(dl)
+		}
+		if err := n.raft.Barrier(timeout).Error(); err != nil {
+			return 0, fmt.Errorf("%w: %v", store.ErrNoQuorum, err)
+		}
+		n.barrierTerm.Store(term)
+	}
+	idx := n.raft.CommitIndex()
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: %v", store.ErrNotLeader, err)
+		}
+		return 0, fmt.Errorf("%w: %v", store.ErrNoQuorum, err)
+	}
+	return idx, nil
 }
 
 // OnLeader runs local on this node if it is the leader, otherwise calls op

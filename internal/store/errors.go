@@ -1,6 +1,10 @@
 package store
 
-import "errors"
+import (
+	"errors"
+
+	"buoy/internal/kv"
+)
 
 // Errors an apply can return. They cross the wire when a follower forwards a
 // write, so each has a stable code (see Code and FromCode).
@@ -19,6 +23,7 @@ var (
 	ErrMemberGone    = errors.New("member has left the cluster")
 	ErrNotLeader     = errors.New("not the leader")
 	ErrNoLeader      = errors.New("no leader")
+	ErrNoQuorum      = errors.New("no quorum: this node cannot confirm it has the latest data")
 	ErrInvalidName   = errors.New("invalid node name")
 	ErrInvalidToken  = errors.New("invalid join token")
 	ErrInvalidInput  = errors.New("invalid input")
@@ -26,25 +31,33 @@ var (
 )
 
 var codes = map[error]string{
-	ErrTokenUnknown:  "token_unknown",
-	ErrTokenExpired:  "token_expired",
-	ErrTokenRevoked:  "token_revoked",
-	ErrTokenUsedUp:   "token_used_up",
-	ErrTokenExists:   "token_exists",
-	ErrNameTaken:     "name_taken",
-	ErrNoSuchMember:  "no_such_member",
-	ErrAlreadyInit:   "already_init",
-	ErrNotInit:       "not_init",
-	ErrFirstMember:   "first_member",
-	ErrLastVoter:     "last_voter",
-	ErrMemberGone:    "member_gone",
-	ErrNotLeader:     "not_leader",
-	ErrNoLeader:      "no_leader",
-	ErrInvalidName:   "invalid_name",
-	ErrInvalidToken:  "invalid_token",
-	ErrInvalidInput:  "invalid_input",
-	ErrSecretUnknown: "secret_mismatch",
-	ErrBadCommand:    "bad_command",
+	kv.ErrCheckFailed:    "kv_check_failed",
+	kv.ErrNotFound:       "kv_not_found",
+	kv.ErrInvalidKey:     "kv_invalid_key",
+	kv.ErrKeyTooLong:     "kv_key_too_long",
+	kv.ErrValueTooLarge:  "kv_value_too_large",
+	kv.ErrTooManyOps:     "kv_too_many_ops",
+	kv.ErrUnknownOp:      "kv_unknown_op",
+	kv.ErrInvalidCommand: "kv_invalid_command",
+	ErrTokenUnknown:      "token_unknown",
+	ErrTokenExpired:      "token_expired",
+	ErrTokenRevoked:      "token_revoked",
+	ErrTokenUsedUp:       "token_used_up",
+	ErrTokenExists:       "token_exists",
+	ErrNameTaken:         "name_taken",
+	ErrNoSuchMember:      "no_such_member",
+	ErrAlreadyInit:       "already_init",
+	ErrNotInit:           "not_init",
+	ErrFirstMember:       "first_member",
+	ErrLastVoter:         "last_voter",
+	ErrMemberGone:        "member_gone",
+	ErrNotLeader:         "not_leader",
+	ErrNoLeader:          "no_leader",
+	ErrInvalidName:       "invalid_name",
+	ErrInvalidToken:      "invalid_token",
+	ErrInvalidInput:      "invalid_input",
+	ErrSecretUnknown:     "secret_mismatch",
+	ErrBadCommand:        "bad_command",
 
 	ErrZoneUnknown:    "zone_unknown",
 	ErrZoneTooLarge:   "zone_too_large",

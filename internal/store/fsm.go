@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"buoy/internal/kv"
 )
 
 // FSM applies committed commands and publishes read views. It implements
@@ -46,11 +49,27 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old := f.view.Load()
-	s := old.clone()
+	onlyKV := true
+	for _, l := range logs {
+		if l.Type == raft.LogCommand && !isKV(l.Data) {
+			onlyKV = false
+			break
+		}
+	}
+	var s *State
+	if onlyKV {
+		s = old.shallow()
+	} else {
+		s = old.clone()
+	}
 	out := make([]any, len(logs))
 	for i, l := range logs {
 		s.Index = l.Index
 		if l.Type != raft.LogCommand {
+			continue
+		}
+		if isKV(l.Data) {
+			out[i] = s.applyKV(l.Index, l.Data)
 			continue
 		}
 		c, err := DecodeCommand(l.Data)
@@ -156,9 +175,29 @@ func (s *State) applyJoin(index uint64, c Command) error {
 	return nil
 }
 
+// isKV tells key-value entries (binary, see kv.CommandMagic) from the JSON
+// commands, by their first byte.
+func isKV(b []byte) bool { return len(b) > 0 && b[0] == kv.CommandMagic }
+
+// applyKV applies one key-value entry. It returns the kv.Result, or an
+// error (a failed check, a bad entry) that leaves the map unchanged.
+func (s *State) applyKV(index uint64, data []byte) any {
+	c, err := kv.DecodeCommand(data)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadCommand, err)
+	}
+	m, res, err := s.KV.Apply(index, &c)
+	if err != nil {
+		return err
+	}
+	s.KV = m
+	return res
+}
+
 // snapshotVersion is the format of snapshots written by this code. Version
-// 2 added zones; version 1 snapshots (no zones) are still read.
-const snapshotVersion = 2
+// 2 added zones, version 3 the key-value stream after the JSON document;
+// versions 1 and 2 are still read.
+const snapshotVersion = 3
 
 type snapshotFile struct {
 	Version int               `json:"version"`
@@ -184,11 +223,24 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := dec.Decode(&sf); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	if sf.Version != snapshotVersion && sf.Version != 1 {
+	if sf.Version < 1 || sf.Version > snapshotVersion {
 		return fmt.Errorf("restore snapshot: version %d, this build reads 1 to %d", sf.Version, snapshotVersion)
 	}
+	kvm := kv.New(kv.Options{})
+	if sf.Version >= 3 {
+		// The key-value stream follows the JSON document.
+		r := bufio.NewReader(io.MultiReader(dec.Buffered(), rc))
+		if _, err := r.ReadByte(); err != nil { // the newline Encode wrote
+			return fmt.Errorf("restore snapshot: key-value stream: %w", err)
+		}
+		m, err := kv.ReadSnapshot(r, kv.Options{})
+		if err != nil {
+			return fmt.Errorf("restore snapshot: key-value stream: %w", err)
+		}
+		kvm = m
+	}
 	s := emptyState()
-	s.Index, s.Cluster = sf.Index, sf.Cluster
+	s.Index, s.Cluster, s.KV = sf.Index, sf.Cluster, kvm
 	for k, v := range sf.Members {
 		s.Members[k] = v
 	}
@@ -219,7 +271,15 @@ func (p *snapshot) Persist(sink raft.SnapshotSink) error {
 		Tokens:  p.s.Tokens,
 		Zones:   snapshotZones(p.s),
 	}
-	if err := json.NewEncoder(sink).Encode(sf); err != nil {
+	w := bufio.NewWriterSize(sink, 1<<20)
+	err := json.NewEncoder(w).Encode(sf)
+	if err == nil {
+		err = p.s.KV.WriteSnapshot(w)
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist snapshot: %w", err)
 	}

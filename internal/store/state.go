@@ -6,6 +6,7 @@
 package store
 
 import (
+	"buoy/internal/kv"
 	"maps"
 	"slices"
 	"strings"
@@ -30,6 +31,8 @@ type State struct {
 	// ZoneState of every zone an apply did not change with the previous
 	// State (see ZonesChanged).
 	Zones map[string]*ZoneState
+	// KV is the key-value store; never nil.
+	KV *kv.Map
 
 	// next is closed when a newer view replaces this one.
 	next chan struct{}
@@ -163,6 +166,7 @@ func (s *State) clone() *State {
 		Members: make(map[string]Member, len(s.Members)+1),
 		Tokens:  make(map[string]Token, len(s.Tokens)+1),
 		Zones:   maps.Clone(s.Zones),
+		KV:      s.KV,
 		next:    make(chan struct{}),
 	}
 	for k, v := range s.Members {
@@ -179,6 +183,15 @@ func emptyState() *State {
 		Members: map[string]Member{},
 		Tokens:  map[string]Token{},
 		Zones:   map[string]*ZoneState{},
+		KV:      kv.New(kv.Options{}),
 		next:    make(chan struct{}),
 	}
+}
+
+// shallow returns a copy of s sharing every map, for a batch that changes
+// only the key-value store (the common case under load: no map copying).
+func (s *State) shallow() *State {
+	n := *s
+	n.next = make(chan struct{})
+	return &n
 }
