@@ -221,6 +221,7 @@ func (n *Node) start(ctx context.Context) error {
 		return err
 	}
 	n.registerRPC()
+	n.registerKVRPC()
 	for _, l := range []net.Listener{n.peerL, n.ws, n.relay.ln} {
 		n.wg.Go(func() {
 			if err := n.net.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -245,6 +246,7 @@ func (n *Node) start(ctx context.Context) error {
 	}
 	n.wg.Go(n.watchState)
 	n.wg.Go(n.leaderLoop)
+	n.wg.Go(n.expireLoop)
 	n.log.Info("node started", "peer_addr", n.peerL.Addr().String(), "ca", pki.CertHash(id.CADER))
 	return nil
 }

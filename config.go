@@ -64,6 +64,14 @@ type Config struct {
 	TransferACL []string
 	// Notify lists host:port secondaries to NOTIFY when a zone changes.
 	Notify []string
+	// KVMaxKey and KVMaxValue bound keys and values of the key-value store
+	// (defaults 512 bytes and 512 KiB).
+	KVMaxKey, KVMaxValue int
+	// KVTextAddr is the address of the dns-raft style line protocol ("kv
+	// set foo bar" through nc); empty or "-" disables it. A non-loopback
+	// address needs HTTPToken (the protocol itself has no authentication).
+	KVTextAddr string
+
 	// DNSConn and DNSListener, if set, are used instead of listening on
 	// DNSAddr (tests and embedding programs).
 	DNSConn     net.PacketConn
