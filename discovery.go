@@ -23,6 +23,11 @@ import (
 // DefaultHeartbeat is how often each link carries a heartbeat.
 const DefaultHeartbeat = time.Second
 
+// silenceLimit is how long a control stream may stay silent before the
+// link is taken for dead: two and a half heartbeats, so one late beat on a
+// busy machine does not cut a healthy link.
+func silenceLimit(interval time.Duration) time.Duration { return interval * 5 / 2 }
+
 // incarnationFile keeps the incarnation of the last address record this
 // node signed, so a restarted node starts above what its peers hold.
 const incarnationFile = "incarnation"
@@ -307,10 +312,24 @@ func (d *disco) readStream(st *peer.Stream) {
 		}
 	}
 	for {
-		_ = st.SetReadDeadline(time.Now().Add(10 * d.interval))
+		_ = st.SetReadDeadline(time.Now().Add(silenceLimit(d.interval)))
 		m, err := wire.ReadControl(st)
 		if errors.Is(err, wire.ErrUnknownControl) {
 			continue // from a newer node: skip it, keep the stream
+		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			// A peer whose address vanished (an ISP change, a new DHCP
+			// lease) leaves its TCP connection silent, not reset: the
+			// kernel would notice only after many retransmissions. Missed
+			// heartbeats are the fast signal. Drop the link if it is still
+			// this one, so both sides redial the new addresses now.
+			for _, l := range d.n.net.Links() {
+				if l.Name == st.Peer && addrPortOf(l.Local) == local && addrPortOf(l.Remote) == remote {
+					d.n.log.Info("peer silent, dropping link", "peer", st.Peer, "after", silenceLimit(d.interval))
+					d.n.net.Disconnect(st.Peer)
+				}
+			}
+			return
 		}
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) {
