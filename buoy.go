@@ -53,6 +53,13 @@ type Node struct {
 	dnsUDP []net.PacketConn
 	dnsTCP net.Listener
 
+	// roles runs failover roles; roleShared holds what the roles API
+	// keeps before Start.
+	roles      *roleManager
+	roleShared roleShared
+	// kvTextL is the key-value line protocol's listener (kvtext.go).
+	kvTextL net.Listener
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -82,6 +89,8 @@ var (
 	// ErrRemoved: another member removed this node from the cluster. It
 	// wraps ErrLeft.
 	ErrRemoved = fmt.Errorf("%w: removed by the cluster", ErrLeft)
+	// ErrClosed: the node was closed.
+	ErrClosed = errors.New("node closed")
 )
 
 // New checks cfg and returns a node that is not yet running.
@@ -194,6 +203,9 @@ func (n *Node) start(ctx context.Context) error {
 		OnLink:   n.onLink,
 		OnUnlink: n.onUnlink,
 		Logger:   n.log.With("component", "peer"),
+		// Home links come back fast after an address change; do not let
+		// a short-lived session inflate the wait beyond a few seconds.
+		MaxBackoff: 4 * time.Second,
 	})
 	if err != nil {
 		return fmt.Errorf("peer links: %w", err)
@@ -216,12 +228,17 @@ func (n *Node) start(ctx context.Context) error {
 		RPCListener:  rpcL,
 		Dial:         n.dialStream,
 		Logger:       n.log.With("component", "raft"),
+		Timing:       raftTiming(n.cfg.FailoverProfile),
 	})
 	if err != nil {
 		return err
 	}
 	n.registerRPC()
 	n.registerKVRPC()
+	if n.roles, err = newRoleManager(n); err != nil {
+		return err
+	}
+	n.registerRoleRPC()
 	for _, l := range []net.Listener{n.peerL, n.ws, n.relay.ln} {
 		n.wg.Go(func() {
 			if err := n.net.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
@@ -244,9 +261,13 @@ func (n *Node) start(ctx context.Context) error {
 	if err := n.startHTTP(); err != nil {
 		return err
 	}
+	if err := n.startKVText(); err != nil {
+		return err
+	}
 	n.wg.Go(n.watchState)
 	n.wg.Go(n.leaderLoop)
 	n.wg.Go(n.expireLoop)
+	n.roles.start()
 	n.log.Info("node started", "peer_addr", n.peerL.Addr().String(), "ca", pki.CertHash(id.CADER))
 	return nil
 }
@@ -544,6 +565,9 @@ func (n *Node) Close() error {
 			errs = append(errs, n.http.Shutdown(sctx))
 			cancel()
 		}
+		if n.roles != nil {
+			errs = append(errs, n.roles.close())
+		}
 		if n.raft != nil {
 			errs = append(errs, n.raft.Close())
 		}
@@ -618,7 +642,10 @@ func (n *Node) dialRaw(ctx context.Context, addr string) (net.Conn, error) {
 		c, err = n.dialTCP(ctx, addr)
 	}
 	n.mu.Lock()
-	if err != nil && ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, syscall.EADDRNOTAVAIL) || errors.Is(err, syscall.EADDRINUSE) {
+		// The 4-tuple is taken: a session just came up the other way on
+		// the same ports. Not evidence against the address.
+	} else if err != nil && ctx.Err() == nil || errors.Is(err, context.DeadlineExceeded) {
 		n.failed[addr] = time.Now()
 	} else if err == nil {
 		delete(n.failed, addr)

@@ -72,6 +72,16 @@ type Config struct {
 	// address needs HTTPToken (the protocol itself has no authentication).
 	KVTextAddr string
 
+	// Roles are failover roles this node puts into the replicated state
+	// once the cluster has a leader: a role missing there, or one this
+	// node's Roles changed since it last put it, is written; a role changed
+	// at run time (API, CLI) is left alone while this list stays the same.
+	Roles []RoleDef
+	// FailoverProfile selects the timing of role leases: "default" (home
+	// links, failover in about 1.3 s) or "lan" (about 0.45 s; also shortens
+	// Raft's timeouts). Every node of a cluster should use the same one.
+	FailoverProfile string
+
 	// DNSConn and DNSListener, if set, are used instead of listening on
 	// DNSAddr (tests and embedding programs).
 	DNSConn     net.PacketConn
@@ -154,7 +164,7 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return c.validateRoles()
 }
 
 // CheckHTTPAddr refuses a non-loopback API address without a token: the

@@ -129,7 +129,11 @@ func (d *dnsNode) poke() {
 
 // run follows the replicated state and the live addresses: changed zones
 // are recompiled (only those), dropped ones removed, the overlay refreshed,
-// and secondaries notified by the leader.
+// and secondaries notified. Every node notifies once it serves the change,
+// not the leader alone: a secondary may pull from a follower, and a NOTIFY
+// from the leader can reach it before that follower has applied the
+// change; the secondary then finds the follower's serial up to date and
+// does not ask again until its refresh timer (hours).
 func (d *dnsNode) run() {
 	var prev *store.State
 	shape := ""
@@ -151,7 +155,7 @@ func (d *dnsNode) run() {
 			if err := d.setZone(s, o); err != nil {
 				d.n.log.Error("serving zone", "zone", o, "err", err)
 			}
-			if z := s.Zone(o); z != nil && prev != nil && d.n.raft.IsLeader() && len(d.n.cfg.Notify) > 0 {
+			if z := s.Zone(o); z != nil && prev != nil && len(d.n.cfg.Notify) > 0 {
 				serial := z.Serial
 				d.n.wg.Go(func() {
 					ctx, cancel := context.WithTimeout(d.n.ctx, time.Minute)
@@ -195,6 +199,8 @@ func (d *dnsNode) shapeKey(s *store.State) string {
 	b.WriteString(strings.Join(d.voterNames(), ","))
 	b.WriteByte('|')
 	b.WriteString(d.n.raft.Leader())
+	b.WriteByte('|')
+	b.WriteString(roleShapeKey(s))
 	return b.String()
 }
 
@@ -211,7 +217,7 @@ func (d *dnsNode) setZone(s *store.State, o string) error {
 	if o == d.origin {
 		ov = d.overlayOf(s)
 		d.mu.Lock()
-		d.overlay = rrStrings(ov.Records)
+		d.overlay = overlayStrings(ov)
 		d.mu.Unlock()
 	}
 	return d.srv.SetZone(z, ov)
@@ -298,13 +304,14 @@ func (d *dnsNode) overlayOf(s *store.State) dnsserver.Overlay {
 			add("leader."+d.origin, ip)
 		}
 	}
-	return dnsserver.Overlay{Records: rrs, TTL: nodeTTL}
+	rrs, empty := d.n.roleOverlay(s, d.origin, rrs)
+	return dnsserver.Overlay{Records: rrs, TTL: nodeTTL, Empty: empty}
 }
 
 // refreshOverlay swaps in a new overlay if the addresses changed.
 func (d *dnsNode) refreshOverlay(s *store.State) {
 	ov := d.overlayOf(s)
-	txt := rrStrings(ov.Records)
+	txt := overlayStrings(ov)
 	d.mu.Lock()
 	same := slices.Equal(txt, d.overlay)
 	d.overlay = txt
@@ -318,6 +325,15 @@ func (d *dnsNode) refreshOverlay(s *store.State) {
 			d.n.log.Warn("updating node names", "err", err)
 		}
 	}
+}
+
+// overlayStrings is an overlay as text, to tell whether it changed.
+func overlayStrings(ov dnsserver.Overlay) []string {
+	out := rrStrings(ov.Records)
+	for _, e := range ov.Empty {
+		out = append(out, "empty "+e)
+	}
+	return out
 }
 
 func rrStrings(rrs []dns.RR) []string {

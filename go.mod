@@ -3,6 +3,7 @@ module buoy
 go 1.26
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/benbjohnson/immutable v0.4.0
 	github.com/coder/websocket v1.8.14
 	github.com/hashicorp/go-hclog v1.6.3

@@ -63,24 +63,19 @@ func (k *KV) view(ctx context.Context, o ReadOptions) (*store.State, error) {
 	if err != nil {
 		return nil, fmt.Errorf("linearizable read: %w (a stale read is still possible)", err)
 	}
-	// Raft's applied index also counts entries the state machine never
-	// sees (no-ops, barriers, configuration), so wait on it, not on the
-	// view's index; the view is published before the applied index moves.
-	var tick *time.Ticker
+	// idx is an entry the state machine sees (see consensus.ReadIndex), so
+	// the view's own index reaches it.
 	for {
 		s := k.n.fsm.View()
-		if s.Index >= idx || k.n.raft.Raft().AppliedIndex() >= idx {
-			return k.n.fsm.View(), nil
-		}
-		if tick == nil {
-			tick = time.NewTicker(2 * time.Millisecond)
-			defer tick.Stop()
+		if s.Index >= idx {
+			return s, nil
 		}
 		select {
 		case <-s.Next():
-		case <-tick.C:
 		case <-ctx.Done():
 			return nil, fmt.Errorf("linearizable read: waiting for index %d: %w", idx, ctx.Err())
+		case <-k.n.ctx.Done():
+			return nil, fmt.Errorf("linearizable read: %w", ErrClosed)
 		}
 	}
 }
@@ -269,6 +264,8 @@ func (k *KV) WaitIndex(ctx context.Context, prefix string, index uint64) ([]KVEv
 			return nil, max(index, s.KV.LastChange()), nil
 		case <-k.n.done:
 			return nil, index, ErrLeft
+		case <-k.n.ctx.Done():
+			return nil, index, ErrClosed
 		}
 	}
 }

@@ -98,3 +98,22 @@ func TestKVAcrossNodes(t *testing.T) {
 		t.Errorf("List = %v, %v", fmt.Sprint(list), err)
 	}
 }
+
+// A write that returned is seen by a linearizable read on any other node,
+// at once: the reader waits for its state machine, not for Raft's applied
+// index, which moves before the state machine has run.
+func TestKVReadAfterWriteOnAnotherNode(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	nodes := threeNodes(t, ctx)
+	for i := range 200 {
+		w, r := nodes[i%3].KV(), nodes[(i+1)%3].KV()
+		key := fmt.Sprintf("rw/%d", i)
+		if _, err := w.Put(ctx, key, []byte("v"), buoy.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := r.Get(ctx, key, buoy.ReadOptions{}); err != nil {
+			t.Fatalf("write %d on %s, then read on %s: %v", i, nodes[i%3].Name(), nodes[(i+1)%3].Name(), err)
+		}
+	}
+}

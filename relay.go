@@ -64,6 +64,11 @@ type relayState struct {
 
 // dialRelay opens a raw connection to target through via.
 func (n *Node) dialRelay(ctx context.Context, via, target string) (net.Conn, error) {
+	// Only through a relay we already have a direct link to: dialing the
+	// relay itself (perhaps through another relay) would nest waits.
+	if !n.directLink(via) {
+		return nil, fmt.Errorf("relay via %s: no direct link to it", via)
+	}
 	ctx, cancel := context.WithTimeout(ctx, relayDialTimeout)
 	defer cancel()
 	st, err := n.net.Open(ctx, via, wire.KindRelay)
@@ -113,10 +118,10 @@ func (n *Node) handleRelay(st *peer.Stream) {
 		_ = wire.WriteFrame(st, wire.RelayAck{Error: msg})
 		st.Close()
 	}
-	known := func(name string) bool {
-		m, ok := n.fsm.View().Members[name]
-		return ok && !m.Left
-	}
+	// A restarted node's state may not know every member yet; like the
+	// handshake check, refuse only departed members. The TLS handshake
+	// inside the splice proves who the caller is.
+	known := func(name string) bool { return n.isMember(name) }
 	switch h.Op {
 	case wire.RelayConnect:
 		target := h.Node

@@ -253,6 +253,7 @@ func (n *node) commandLine() []string {
 		"--peer-addr", n.peerAddr,
 		"--http-addr", n.httpAddr,
 		"--dns-addr", "127.0.0.1:0",
+		"--kv-text-addr", "-", // several agents share this machine's 127.0.0.1:7381
 	}, n.extra...)
 }
 

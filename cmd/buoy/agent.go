@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"buoy"
+	"buoy/internal/kv"
 )
 
 // stringList is a repeatable flag.
@@ -52,6 +53,10 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 	fs.Var(&tsigKeys, "tsig-key", "NAME:ALG:SECRET key for transfers and updates (repeatable)")
 	fs.Var(&notify, "notify", "HOST:PORT of a secondary to NOTIFY on zone changes (repeatable)")
 	fs.Var(&allowXfr, "allow-transfer", "address or prefix allowed AXFR/IXFR without TSIG (repeatable)")
+	kvTextAddr := fs.String("kv-text-addr", buoy.DefaultKVTextAddr, "address of the key-value line protocol (\"kv set foo bar\" | nc); a non-loopback one needs --http-token; empty or - disables")
+	kvMaxKey := fs.Int("kv-max-key", kv.DefaultLimits.MaxKeyBytes, "longest key-value store key, in bytes")
+	kvMaxValue := fs.Int("kv-max-value", kv.DefaultLimits.MaxValueBytes, "largest key-value store value, in bytes")
+	failoverProfile := fs.String("failover-profile", "default", "role lease timing: default (home links) or lan (fast; also shortens Raft's timeouts)")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", err
 	}
@@ -60,6 +65,7 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 	}
 	logLevel = "info"
 	cfg.DNSAddr = buoy.DefaultDNSAddr
+	cfg.KVTextAddr = buoy.DefaultKVTextAddr
 	if *cfgFile != "" {
 		fc, err := loadConfigFile(*cfgFile)
 		if err != nil {
@@ -108,11 +114,43 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 			cfg.Notify = notify
 		case "allow-transfer":
 			cfg.TransferACL = allowXfr
+		case "kv-text-addr":
+			cfg.KVTextAddr = *kvTextAddr
+		case "kv-max-key":
+			cfg.KVMaxKey = *kvMaxKey
+		case "kv-max-value":
+			cfg.KVMaxValue = *kvMaxValue
+		case "failover-profile":
+			cfg.FailoverProfile = *failoverProfile
 		case "log-level":
 			logLevel = *flagLevel
 		}
 	})
+	if err := checkKVLimits(cfg); err != nil {
+		return cfg, "", err
+	}
+	// Checked here too, before a bootstrap creates anything on disk.
+	if err := buoy.CheckKVTextAddr(cfg.KVTextAddr, cfg.HTTPToken); err != nil {
+		return cfg, "", err
+	}
 	return cfg, logLevel, nil
+}
+
+// checkKVLimits refuses key-value limits the store cannot honour; zero
+// means the default.
+func checkKVLimits(cfg buoy.Config) error {
+	l := kv.DefaultLimits
+	if cfg.KVMaxKey != 0 {
+		l.MaxKeyBytes = cfg.KVMaxKey
+	}
+	if cfg.KVMaxValue != 0 {
+		l.MaxValueBytes = cfg.KVMaxValue
+	}
+	if l.MaxKeyBytes <= 0 || l.MaxKeyBytes > kv.MaxLimits.MaxKeyBytes || l.MaxValueBytes <= 0 || l.MaxValueBytes > kv.MaxLimits.MaxValueBytes {
+		return fmt.Errorf("%w: --kv-max-key must be 1 to %d and --kv-max-value 1 to %d bytes; got %d and %d",
+			errUsage, kv.MaxLimits.MaxKeyBytes, kv.MaxLimits.MaxValueBytes, l.MaxKeyBytes, l.MaxValueBytes)
+	}
+	return nil
 }
 
 func parseLevel(s string) (slog.Level, error) {

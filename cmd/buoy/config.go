@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"buoy"
+	"buoy/internal/api"
 )
 
 // fileConfig is the YAML config file. Unknown keys are an error.
@@ -36,6 +39,14 @@ type fileConfig struct {
 	TSIGKeys  []string `yaml:"tsig_keys"`
 	Notify    []string `yaml:"notify"`
 	AllowXfr  []string `yaml:"allow_transfer"`
+	// Roles are failover roles by name, each as api.RoleSpec.
+	Roles           map[string]api.RoleSpec `yaml:"roles"`
+	FailoverProfile string                  `yaml:"failover_profile"`
+	// KVTextAddr is a pointer so that an explicit "" disables the line
+	// protocol rather than meaning "not set".
+	KVTextAddr *string `yaml:"kv_text_addr"`
+	KVMaxKey   int     `yaml:"kv_max_key"`
+	KVMaxValue int     `yaml:"kv_max_value"`
 }
 
 // unknownKey rewrites yaml's "field x not found in type main.fileConfig",
@@ -103,6 +114,18 @@ func (fc fileConfig) apply(c *buoy.Config, logLevel *string) error {
 	if fc.MaxVoters != 0 {
 		c.MaxVoters = fc.MaxVoters
 	}
+	if fc.KVTextAddr != nil {
+		c.KVTextAddr = *fc.KVTextAddr
+	}
+	if fc.KVMaxKey != 0 {
+		c.KVMaxKey = fc.KVMaxKey
+	}
+	if fc.KVMaxValue != 0 {
+		c.KVMaxValue = fc.KVMaxValue
+	}
+	if err := fc.applyRoles(c); err != nil {
+		return err
+	}
 	if fc.Heartbeat != "" {
 		d, err := time.ParseDuration(fc.Heartbeat)
 		if err != nil {
@@ -115,11 +138,14 @@ func (fc fileConfig) apply(c *buoy.Config, logLevel *string) error {
 
 // applyEnv copies BUOY_* variables into c. getenv is os.Getenv in main.
 func applyEnv(c *buoy.Config, logLevel *string, getenv func(string) string) error {
+	if v := getenv("BUOY_FAILOVER_PROFILE"); v != "" {
+		c.FailoverProfile = v
+	}
 	str := map[string]*string{
 		"BUOY_NAME": &c.Name, "BUOY_DATA_DIR": &c.DataDir, "BUOY_PEER_ADDR": &c.PeerAddr,
 		"BUOY_HTTP_ADDR": &c.HTTPAddr, "BUOY_HTTP_TOKEN": &c.HTTPToken, "BUOY_TOKEN": &c.Token,
 		"BUOY_CLUSTER": &c.Cluster, "BUOY_LOG_LEVEL": logLevel,
-		"BUOY_DNS_ADDR": &c.DNSAddr, "BUOY_ZONE": &c.Zone,
+		"BUOY_DNS_ADDR": &c.DNSAddr, "BUOY_ZONE": &c.Zone, "BUOY_KV_TEXT_ADDR": &c.KVTextAddr,
 	}
 	for k, p := range str {
 		if v := getenv(k); v != "" {
@@ -149,12 +175,42 @@ func applyEnv(c *buoy.Config, logLevel *string, getenv func(string) string) erro
 		}
 		c.Heartbeat = d
 	}
-	if v := getenv("BUOY_MAX_VOTERS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("BUOY_MAX_VOTERS=%q: want a number", v)
+	for k, p := range map[string]*int{"BUOY_MAX_VOTERS": &c.MaxVoters, "BUOY_KV_MAX_KEY": &c.KVMaxKey, "BUOY_KV_MAX_VALUE": &c.KVMaxValue} {
+		if v := getenv(k); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want a number", k, v)
+			}
+			*p = n
 		}
-		c.MaxVoters = n
 	}
 	return nil
+}
+
+// applyRoles copies the roles section into c, in name order.
+func (fc fileConfig) applyRoles(c *buoy.Config) error {
+	setString(&c.FailoverProfile, fc.FailoverProfile)
+	if len(fc.Roles) == 0 {
+		return nil
+	}
+	var errs []error
+	c.Roles = nil
+	for _, name := range slices.Sorted(maps.Keys(fc.Roles)) {
+		def, err := fc.Roles[name].Role(name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		c.Roles = append(c.Roles, def)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("roles: %w", err)
+	}
+	return nil
+}
+
+func setString(dst *string, v string) {
+	if v != "" {
+		*dst = v
+	}
 }

@@ -25,6 +25,12 @@ Usage:
   buoy token list [--json]
   buoy token revoke ID
   buoy zone list|show ZONE|load FILE|drop ZONE|reload
+  buoy kv get KEY [--stale] [--json]
+  buoy kv put KEY [VALUE] [--cas N] [--ttl 30s]   (VALUE from stdin if omitted)
+  buoy kv del KEY [--cas N] | buoy kv del --prefix PREFIX
+  buoy kv list [PREFIX] [--stale] [--json]
+  buoy kv watch [PREFIX] [--index N] [--json]
+  buoy roles [--json]           failover roles; also roles show|move|history|put|delete
   buoy leave                    make the node leave the cluster and stop
   buoy remove NAME              remove a member (from any node)
 
@@ -68,6 +74,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runAgent(ctx, rest, stderr)
 	case "dev":
 		return runDev(ctx, rest, stdout, stderr)
+	case "kv":
+		return runKV(ctx, rest, os.Stdin, stdout, stderr)
+	case "roles":
+		return runRoles(ctx, rest, stdout, stderr, os.Stdin)
 	case "members", "status", "token", "zone", "leave", "remove":
 		return runClient(ctx, cmd, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -115,6 +115,7 @@ type Backend interface {
 	ZonePut(ctx context.Context, records []string) (string, error)
 	ZoneDrop(ctx context.Context, origin string) error
 	ZoneReload(ctx context.Context) error
+	KVBackend
 }
 
 // ZoneInfo describes one zone in the replicated state.
@@ -146,6 +147,8 @@ func New(b Backend, token string, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/zones/reload", s.zoneReload)
 	mux.HandleFunc("GET /v1/zones/{origin}", s.zoneShow)
 	mux.HandleFunc("DELETE /v1/zones/{origin}", s.zoneDrop)
+	s.kvRoutes(mux)
+	s.roleRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

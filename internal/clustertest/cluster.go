@@ -1,7 +1,13 @@
 // Package clustertest runs whole Buoy clusters inside one test process: N
 // real buoy.Nodes, each on its own host of an in-memory network
 // (internal/netsim) with an RFC 5737 documentation address, talking TLS,
-// yamux and Raft to each other exactly as they would over TCP.
+// yamux and Raft to each other exactly as they would over TCP. Nodes dial
+// from the port they listen on, as buoy does; a node may sit behind a NAT
+// box (AddNAT, JoinBehind) on a LAN of its own, and any node or NAT may
+// get a new address at any time (ChangeAddr, ChangeNATAddr).
+// AddressesKnown and WaitAddresses check that every node knows every
+// node's current address through the public API (WantAddr, WantSelf say
+// what that is).
 //
 // It is built for testing/synctest: run a scenario inside synctest.Test and
 // Raft's election and heartbeat timeouts pass in virtual time, so a scenario
@@ -57,6 +63,10 @@ type Cluster struct {
 	root string // parent of every node's data dir
 
 	nodes []*Node // in creation order
+	nats  []*NAT  // in creation order
+	// used counts the public addresses handed out (addrFor's index), so
+	// that every node and NAT, and every address change, gets a fresh one.
+	used int
 	// epoch is when the cluster was created, in the clock of the caller
 	// (virtual inside a synctest bubble).
 	epoch time.Time
@@ -67,8 +77,13 @@ type Cluster struct {
 type Node struct {
 	Name string
 	Host *netsim.Host
+	// Addr is the host's current address: public, or on its NAT's LAN.
+	// ChangeAddr changes it.
 	Addr netip.Addr
-	Dir  string
+	// NAT is the NAT the node sits behind, nil for a node on the public
+	// network.
+	NAT *NAT
+	Dir string
 
 	// Node is the running node, nil after Kill until Restart.
 	Node *buoy.Node
@@ -126,6 +141,13 @@ func (c *Cluster) Since() time.Duration { return time.Since(c.epoch) }
 // cover (latency, IP changes).
 func (c *Cluster) Network() *netsim.Network { return c.net }
 
+// freshAddr returns a public address no node or NAT has had yet.
+func (c *Cluster) freshAddr() netip.Addr {
+	a := addrFor(c.used)
+	c.used++
+	return a
+}
+
 // addrFor spreads nodes over the three RFC 5737 ranges, so that nodes of
 // one cluster do not all look like they share a LAN.
 func addrFor(i int) netip.Addr {
@@ -140,7 +162,7 @@ func (c *Cluster) Bootstrap(name string) *Node {
 	if len(c.nodes) > 0 {
 		c.t.Fatalf("Bootstrap(%q): the cluster already has nodes", name)
 	}
-	n := c.addNode(name)
+	n := c.addNode(name, nil)
 	n.cfg.Bootstrap = true
 	if err := c.start(n); err != nil {
 		c.t.Fatalf("bootstrap %s: %v", name, err)
@@ -164,6 +186,12 @@ func (c *Cluster) Join(name string) *Node {
 // node stays in the cluster's list either way, not running if it failed.
 func (c *Cluster) TryJoin(name string) (*Node, error) {
 	c.t.Helper()
+	return c.tryJoin(name, nil)
+}
+
+// tryJoin adds a node, behind nat if it is not nil, and joins it.
+func (c *Cluster) tryJoin(name string, nat *NAT) (*Node, error) {
+	c.t.Helper()
 	live := c.Live()
 	if len(live) == 0 {
 		return nil, errors.New("no live node to create a token on")
@@ -174,26 +202,37 @@ func (c *Cluster) TryJoin(name string) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create token on %s: %w", live[0].Name, err)
 	}
-	n := c.addNode(name)
+	n := c.addNode(name, nat)
 	n.cfg.Token = tok.Token
 	for _, l := range live {
-		n.cfg.Join = append(n.cfg.Join, l.PeerAddr())
+		if reaches(n, l) {
+			n.cfg.Join = append(n.cfg.Join, l.PeerAddr())
+		}
 	}
 	return n, c.start(n)
 }
 
-func (c *Cluster) addNode(name string) *Node {
+func (c *Cluster) addNode(name string, nat *NAT) *Node {
 	c.t.Helper()
 	if c.Get(name) != nil {
 		c.t.Fatalf("node %q exists already", name)
 	}
-	addr := addrFor(len(c.nodes))
 	n := &Node{
 		Name: name,
-		Host: c.net.AddHost(name, addr),
-		Addr: addr,
+		NAT:  nat,
 		Dir:  filepath.Join(c.root, name),
 	}
+	if nat == nil {
+		n.Addr = c.freshAddr()
+		n.Host = c.net.AddHost(name, n.Addr)
+	} else {
+		n.Addr = nat.freshLANAddr()
+		n.Host = nat.AddHost(name, n.Addr)
+	}
+	// A node dials from the port it listens on (as buoy does with
+	// SO_REUSEPORT), so that a NAT maps its links the way it maps a real
+	// node's and the NAT class its peers' views add up to is meaningful.
+	dial := n.Host.Dialer(PeerPort)
 	n.cfg = buoy.Config{
 		Name:      name,
 		DataDir:   n.Dir,
@@ -201,7 +240,7 @@ func (c *Cluster) addNode(name string) *Node {
 		MaxVoters: c.opts.MaxVoters,
 		Logger:    c.logs.logger(),
 		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
-			return n.Host.DialContext(ctx, "tcp", addr)
+			return dial(ctx, "tcp", addr)
 		},
 	}
 	c.nodes = append(c.nodes, n)
@@ -347,3 +386,7 @@ func (n *Node) RemoveLeftMarker() error {
 	// that follows fails with buoy.ErrLeft and the test says so.
 	return os.Remove(filepath.Join(n.Dir, "LEFT"))
 }
+
+// LogCount returns how many of the nodes' log lines kept so far contain
+// every one of parts (the buffer keeps the last few thousand lines).
+func (c *Cluster) LogCount(parts ...string) int { return c.logs.count(parts...) }

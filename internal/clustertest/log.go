@@ -59,3 +59,20 @@ func (b *logBuffer) dump(t testing.TB) {
 	}
 	t.Logf("node logs:\n%s", sb.String())
 }
+
+// count returns how many kept lines contain every one of parts.
+func (b *logBuffer) count(parts ...string) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, l := range b.lines {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			n++
+		}
+	}
+	return n
+}

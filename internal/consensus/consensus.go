@@ -73,6 +73,7 @@ type Node struct {
 	transport *raft.NetworkTransport
 	storage   *Storage
 	handlers  map[string]Handler
+	rpc       rpcPool // idle streams of forwarded calls, for reuse
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -96,7 +97,7 @@ func OpenDiskStorage(dir string, log *slog.Logger) (*Storage, error) {
 	// in this process (a node restarted by an embedding program or a test)
 	// would wait for the lock forever. So the meta store is ours to close.
 	meta := &metadb.BoltMetaDB{}
-	w, err := wal.Open(walDir, wal.WithMetaStore(meta), wal.WithLogger(newHCLogger(log, "raft-wal")), wal.WithSegmentSize(16<<20))
+	w, err := wal.Open(walDir, wal.WithMetaStore(meta), wal.WithSegmentFiler(newTruncatedSegmentFiler(walDir)), wal.WithLogger(newHCLogger(log, "raft-wal")), wal.WithSegmentSize(16<<20))
 	if err != nil {
 		meta.Close()
 		return nil, fmt.Errorf("raft storage: open log %s: %w", walDir, err)
@@ -180,8 +181,18 @@ func Open(cfg Config) (*Node, error) {
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  sl,
 		MaxPool: 3,
-		Timeout: 10 * time.Second,
-		Logger:  newHCLogger(cfg.Logger, "raft-net"),
+		// 1 turns off pipelined replication. With raft v1.8.0's pipeline
+		// (whose channels hold MaxRPCsInFlight-2 entries, none by
+		// default), a follower answering Success=false ends the decoder
+		// while the sender may still pick one more send, which then
+		// blocks for good: replication to that follower stops (its
+		// heartbeats go on, so nobody notices) and Raft's Shutdown never
+		// returns. The whole-cluster linearizability test hit it on
+		// every few runs. Each AppendEntries already carries up to
+		// MaxAppendEntries entries.
+		MaxRPCsInFlight: 1,
+		Timeout:         10 * time.Second,
+		Logger:          newHCLogger(cfg.Logger, "raft-net"),
 	})
 	r, err := raft.NewRaft(rc, cfg.FSM, st.Logs, st.Stable, st.Snaps, n.transport)
 	if err != nil {
@@ -316,8 +327,15 @@ func (n *Node) ApplyRaw(ctx context.Context, b []byte) (any, error) {
 	}
 	f := n.raft.Apply(b, timeout)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		// ErrNotLeader: the entry never reached the log, another leader
+		// may take it. ErrLeadershipLost: it is in the log and may still
+		// be committed by the next leader; sending it again could apply
+		// it twice.
+		if errors.Is(err, raft.ErrNotLeader) {
 			return nil, fmt.Errorf("%w: %v", store.ErrNotLeader, err)
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, fmt.Errorf("%w: %v", store.ErrOutcomeUnknown, err)
 		}
 		return nil, err
 	}
@@ -332,11 +350,24 @@ const opReadIndex = "readindex"
 // protocol). A follower asks the leader. It fails when no quorum answers,
 // which is what makes a read linearizable or refused.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
-	var idx uint64
-	err := n.OnLeader(ctx, opReadIndex, struct{}{}, &idx, func(ctx context.Context) (any, error) {
-		return n.readIndexLocal(ctx)
-	})
-	return idx, err
+	for {
+		var idx uint64
+		err := n.OnLeader(ctx, opReadIndex, struct{}{}, &idx, func(ctx context.Context) (any, error) {
+			return n.readIndexLocal(ctx)
+		})
+		// Unlike a write, a read whose answer was lost is safe to ask
+		// again.
+		if !errors.Is(err, store.ErrOutcomeUnknown) {
+			return idx, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%s: %w (last error: %v)", opReadIndex, ctx.Err(), err)
+		case <-n.ctx.Done():
+			return 0, fmt.Errorf("%s: node shutting down: %w", opReadIndex, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
@@ -363,12 +394,33 @@ func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
 		}
 		return 0, fmt.Errorf("%w: %v", store.ErrNoQuorum, err)
 	}
-	return idx, nil
+	return n.lastFSMEntry(idx), nil
+}
+
+// lastFSMEntry returns the index of the last entry at or below idx that
+// the state machine sees (commands and configurations; Raft keeps no-ops
+// and barriers from it). Readers wait until their state machine has
+// applied that index — Raft's own applied index is no proof, it moves
+// when entries are queued for the state machine, not when they are
+// applied.
+func (n *Node) lastFSMEntry(idx uint64) uint64 {
+	for i := idx; i > 0 && idx-i < 64; i-- {
+		var l raft.Log
+		if err := n.storage.Logs.GetLog(i, &l); err != nil {
+			return i // compacted into a snapshot the state machine holds
+		}
+		if l.Type == raft.LogCommand || l.Type == raft.LogConfiguration {
+			return i
+		}
+	}
+	return idx
 }
 
 // OnLeader runs local on this node if it is the leader, otherwise calls op
 // with req on the leader. Calls that fail because leadership moved are
-// retried, with a short pause, until ctx ends.
+// retried, with a short pause, until ctx ends; but not one that may have
+// taken effect (store.ErrOutcomeUnknown), which would then take effect
+// twice.
 func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local func(context.Context) (any, error)) error {
 	var last error
 	for {
@@ -398,8 +450,12 @@ func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local fun
 	}
 }
 
-// retryable errors are those a new leader will not give.
+// retryable errors are those a new leader will not give, from calls that
+// cannot have taken effect.
 func retryable(err error) bool {
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		return false
+	}
 	if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) {
 		return true
 	}
@@ -419,6 +475,7 @@ func copyJSON(from, to any) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
+		n.rpc.close()
 		err := n.raft.Shutdown().Error()
 		err = errors.Join(err, n.transport.Close())
 		n.cfg.RPCListener.Close()

@@ -86,24 +86,9 @@ func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
 	if err != nil {
 		return fmt.Errorf("rpc %s to %s: encode: %w", op, to, err)
 	}
-	conn, err := n.cfg.Dial(ctx, to, wire.KindRPC)
+	r, err := n.roundTrip(ctx, to, wire.Request{Op: op, Body: body})
 	if err != nil {
-		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, err)
-	}
-	defer conn.Close()
-	// Closing a yamux stream only half-closes it: a pending read goes on
-	// waiting for the peer. An expired deadline is what wakes it.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
-	defer stop()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	if err := wire.WriteFrame(conn, wire.Request{Op: op, Body: body}); err != nil {
-		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, ctxErr(ctx, err))
-	}
-	var r wire.Response
-	if err := wire.ReadFrame(conn, &r, 0); err != nil {
-		return fmt.Errorf("rpc %s to %s: %w: %w", op, to, ErrUnreachable, ctxErr(ctx, err))
+		return fmt.Errorf("rpc %s to %s: %w", op, to, err)
 	}
 	if r.Error != "" {
 		return store.FromCode(r.Code, r.Error)
@@ -114,6 +99,73 @@ func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
 		}
 	}
 	return nil
+}
+
+// roundTrip sends req to node to and reads the answer, on an idle stream
+// from the pool if there is one, else on a new stream, which it keeps for
+// later calls. If a pooled stream fails, the link under it has most likely
+// gone: the pool's other streams to the node are dropped and the request
+// is sent once more on a new stream, unless it may have reached the peer
+// (store.ErrOutcomeUnknown): a write sent twice could be applied twice.
+func (n *Node) roundTrip(ctx context.Context, to string, req wire.Request) (wire.Response, error) {
+	if conn := n.rpc.get(to, time.Now()); conn != nil {
+		r, reusable, err := exchange(ctx, conn, req)
+		if err == nil {
+			n.release(to, conn, reusable)
+			return r, nil
+		}
+		conn.Close()
+		n.rpc.drop(to)
+		if ctx.Err() != nil || errors.Is(err, store.ErrOutcomeUnknown) {
+			return r, err
+		}
+	}
+	conn, err := n.cfg.Dial(ctx, to, wire.KindRPC)
+	if err != nil {
+		return wire.Response{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
+	}
+	r, reusable, err := exchange(ctx, conn, req)
+	if err != nil {
+		conn.Close()
+		return r, err
+	}
+	n.release(to, conn, reusable)
+	return r, nil
+}
+
+// release returns a stream to the pool, or closes it if it is not fit for
+// reuse.
+func (n *Node) release(to string, conn net.Conn, reusable bool) {
+	if reusable {
+		n.rpc.put(to, conn, time.Now())
+	} else {
+		conn.Close()
+	}
+}
+
+// exchange writes one request frame on conn and reads one answer frame.
+// The stream is reusable after it unless ctx ended as the answer came: the
+// deadline that cancellation sets may then land on it later.
+func exchange(ctx context.Context, conn net.Conn, req wire.Request) (r wire.Response, reusable bool, err error) {
+	// Closing a yamux stream only half-closes it: a pending read goes on
+	// waiting for the peer. An expired deadline is what wakes it.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
+	dl, _ := ctx.Deadline() // none: zero, which also clears an earlier call's
+	_ = conn.SetDeadline(dl)
+	err = wire.WriteFrame(conn, req)
+	sent := err == nil
+	if sent {
+		err = wire.ReadFrame(conn, &r, 0)
+	}
+	reusable = stop()
+	if err != nil && sent {
+		// The whole request went out: the peer may have acted on it.
+		return wire.Response{}, false, fmt.Errorf("%w: %w: %w", ErrUnreachable, store.ErrOutcomeUnknown, ctxErr(ctx, err))
+	}
+	if err != nil {
+		return wire.Response{}, false, fmt.Errorf("%w: %w", ErrUnreachable, ctxErr(ctx, err))
+	}
+	return r, reusable, nil
 }
 
 // leaderPoll is how often a forwarded call checks that its target is
@@ -156,6 +208,11 @@ func (n *Node) callLeader(ctx context.Context, leader, op string, req, resp any)
 	close(stop)
 	wg.Wait()
 	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(cctx), errLeaderMoved) {
+		if errors.Is(err, store.ErrOutcomeUnknown) {
+			// The old leader has the request and may have logged it; a
+			// new leader may commit it.
+			return fmt.Errorf("rpc %s to %s: %w: %w", op, leader, store.ErrOutcomeUnknown, errLeaderMoved)
+		}
 		return fmt.Errorf("rpc %s to %s: %w: %w", op, leader, store.ErrNotLeader, errLeaderMoved)
 	}
 	return err

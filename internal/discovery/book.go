@@ -142,7 +142,8 @@ type peerEntry struct {
 	recAt  time.Time         // when rec was accepted
 
 	up        bool
-	queriedAt time.Time // last time Wanted listed it; zero: due now
+	upRemote  netip.Addr // the current link's remote IP; invalid if relayed
+	queriedAt time.Time  // last time Wanted listed it; zero: due now
 
 	worked   map[netip.AddrPort]time.Time // dialed and came up
 	observed map[netip.Addr]time.Time     // its inbound links' source IPs
@@ -225,21 +226,24 @@ func (b *Book) Merge(sr wire.SignedRecord, now time.Time) (Record, Outcome, erro
 		case rec.Incarnation == p.rec.Incarnation:
 			return Record{}, Refused, fmt.Errorf("merge record of %s: %w: incarnation %d already held with other content", rec.Node, ErrConflict, rec.Incarnation)
 		}
-		// A newer record: evidence of addresses it no longer lists is
-		// from before the change and would be tried first in vain. While
-		// a link is up, its evidence is current and stays.
-		if !p.up {
-			keep := func(a netip.Addr) bool { return containsIP(rec.Addrs, a) || containsIP(rec.LAN, a) }
-			for ap := range p.worked {
-				if !keep(ap.Addr()) {
-					delete(p.worked, ap)
-				}
-			}
-			for ip := range p.observed {
-				if !keep(ip) {
-					delete(p.observed, ip)
-				}
-			}
+	}
+	// A newer (or first) record: evidence of addresses it does not list
+	// is from before the peer moved and would be tried first in vain. The
+	// current link's address stays: it shows where the peer is now. Only
+	// that one: the link may well be one the peer made after it moved,
+	// while the evidence of the link before it is stale, even if both
+	// came up at the same instant.
+	keep := func(a netip.Addr) bool {
+		return containsIP(rec.Addrs, a) || containsIP(rec.LAN, a) || p.up && a == p.upRemote
+	}
+	for ap := range p.worked {
+		if !keep(ap.Addr()) {
+			delete(p.worked, ap)
+		}
+	}
+	for ip := range p.observed {
+		if !keep(ip) {
+			delete(p.observed, ip)
 		}
 	}
 	p.rec = rec.clone()
@@ -350,10 +354,11 @@ func (b *Book) LinkUp(peer string, remote netip.AddrPort, outbound bool, now tim
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.entryLocked(peer)
-	p.up = true
+	p.up, p.upRemote = true, netip.Addr{}
 	if !remote.IsValid() || !unicast(remote.Addr()) {
 		return
 	}
+	p.upRemote = remote.Addr()
 	if outbound {
 		p.worked[remote] = now
 		trimOldest(p.worked, maxWorked)

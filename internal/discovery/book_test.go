@@ -197,6 +197,16 @@ func TestCandidates(t *testing.T) {
 		{"while the link is up its evidence stays", []op{
 			record(pi2, 0), up("198.51.100.50:7300", true, 1), record(moved, 6),
 		}, 6, "198.51.100.50:7300 (worked), 203.0.113.20:7300 (record)"},
+		{"a link from the new address before the record: older evidence goes", []op{
+			record(pi2, 0), up("198.51.100.50:7300", true, 1), down(5),
+			up("203.0.113.20:7300", false, 6), record(moved, 7),
+		}, 7, "203.0.113.20:7300 (observed)"},
+		{"the first record drops old evidence too", []op{
+			up("198.51.100.50:7300", true, 1), down(5), up("203.0.113.20:7300", false, 6), record(moved, 7),
+		}, 7, "203.0.113.20:7300 (observed)"},
+		{"evidence as new as the link but from another address goes", []op{
+			record(pi2, 0), up("198.51.100.50:7300", false, 6), down(6), up("203.0.113.20:7300", false, 6), record(moved, 7),
+		}, 7, "203.0.113.20:7300 (observed)"},
 		{"observed without a record uses the hint's port", []op{
 			hint("192.0.2.99:7400", 0), up("203.0.113.5:41234", false, 1),
 		}, 1, "203.0.113.5:7400 (observed), 192.0.2.99:7400 (hint)"},

@@ -119,7 +119,10 @@ type SelfConfig struct {
 // record says it is behind a NAT) votes for its own public address
 // instead of the LAN address it sees, because behind one NAT both share
 // it. Without that, two machines behind one router with a single outside
-// peer would tie between the LAN address and the public one.
+// peer would tie between the LAN address and the public one. Such a vote
+// is only the neighbour's own vote passed on, so it weighs half: when the
+// router's address changes, one outside peer that sees the new address
+// outweighs the neighbour that still believes the old one.
 type Self struct {
 	window time.Duration
 	peers  RecordSource
@@ -309,8 +312,10 @@ func (s *Self) liveLocked(now time.Time) []Observation {
 }
 
 type tally struct {
-	observers int
-	latest    time.Time
+	// weight is 2 per observer that saw the address and 1 per LAN
+	// neighbour that passed on its own public address (see ballot).
+	weight int
+	latest time.Time
 }
 
 // voteLocked recomputes every family's vote from the live observations
@@ -326,12 +331,15 @@ func (s *Self) voteLocked(now time.Time) bool {
 	for i, f := range families {
 		support := map[netip.Addr]tally{}
 		for _, o := range live {
-			ip, ok := s.ballot(o, f)
+			ip, derived, ok := s.ballot(o, f)
 			if !ok {
 				continue
 			}
 			t := support[ip]
-			t.observers++
+			t.weight += 2
+			if derived {
+				t.weight--
+			}
 			if o.At.After(t.latest) {
 				t.latest = o.At
 			}
@@ -361,44 +369,63 @@ func (s *Self) voteLocked(now time.Time) bool {
 	return changed
 }
 
-// ballot returns the IP of family f that observation o votes for.
-func (s *Self) ballot(o Observation, f Family) (netip.Addr, bool) {
+// ballot returns the IP of family f that observation o votes for, and
+// whether it is derived: the observer's own public address rather than
+// what it saw.
+func (s *Self) ballot(o Observation, f Family) (ip netip.Addr, derived, ok bool) {
 	if s.peers != nil && o.Local.IsValid() && o.Remote.IsValid() && o.Seen == o.Local {
-		if rec, ok := s.peers.Record(o.Observer); ok && rec.NAT.Translated() && containsIP(rec.LAN, o.Remote.Addr()) {
+		if rec, ok := s.peers.Record(o.Observer); ok && containsIP(rec.LAN, o.Remote.Addr()) {
+			var pub netip.Addr
+			for _, ap := range rec.Addrs {
+				if FamilyOf(ap.Addr()) == f && !containsIP(rec.LAN, ap.Addr()) {
+					pub = ap.Addr()
+					break
+				}
+			}
 			// The observer is behind a NAT and we reach each other
 			// untranslated, at our local addresses: we are behind the
 			// same NAT, so its public address is ours. If it does not
 			// know a public address of this family distinct from its
 			// LAN ones, it abstains rather than vote for a LAN address.
-			for _, ap := range rec.Addrs {
-				if FamilyOf(ap.Addr()) == f && !containsIP(rec.LAN, ap.Addr()) {
-					return ap.Addr(), true
-				}
+			// An observer whose class is unknown but whose record has
+			// such an address has just lost every link out of the LAN
+			// (its router's address changed): it counts as behind the
+			// NAT too, or it would vote for our LAN address.
+			//
+			// Its public address is only its own vote, as old as ours
+			// when the router's address changes, so it weighs half an
+			// observer: it settles nothing against one that saw us, or
+			// two such neighbours would hold each other on the old
+			// address for ever.
+			switch {
+			case pub.IsValid() && (rec.NAT.Translated() || rec.NAT == NATUnknown):
+				return pub, true, true
+			case rec.NAT.Translated():
+				return netip.Addr{}, false, false
 			}
-			return netip.Addr{}, false
 		}
 	}
 	if FamilyOf(o.Seen.Addr()) != f {
-		return netip.Addr{}, false
+		return netip.Addr{}, false, false
 	}
-	return o.Seen.Addr(), true
+	return o.Seen.Addr(), false, true
 }
 
 // pick returns the winner of a non-empty vote: the current address if it
-// has as many observers as any other; else the address with the most
-// observers, then the most recently observed, then the lowest.
+// has as much weight as any other; else the address with the most
+// weight, then the most recently observed, then the lowest.
 func pick(support map[netip.Addr]tally, current netip.Addr) netip.Addr {
 	most := 0
 	for _, t := range support {
-		most = max(most, t.observers)
+		most = max(most, t.weight)
 	}
-	if t, ok := support[current]; ok && t.observers == most {
+	if t, ok := support[current]; ok && t.weight == most {
 		return current
 	}
 	var best netip.Addr
 	var bestT tally
 	for a, t := range support {
-		if t.observers != most {
+		if t.weight != most {
 			continue
 		}
 		if !best.IsValid() || t.latest.After(bestT.latest) || t.latest.Equal(bestT.latest) && a.Less(best) {
@@ -428,7 +455,11 @@ func classify(live []Observation, f Family, voted netip.Addr) NAT {
 			continue
 		}
 		if o.Seen == o.Local {
-			direct = true
+			// Seen untranslated: no NAT, unless our vote is an address
+			// none of our sockets has. Then this is a neighbour behind
+			// our NAT, and the outside views that made the vote are
+			// gone for now (the router's address just changed).
+			direct = direct || !voted.IsValid() || o.Local.Addr() == voted
 			continue
 		}
 		translated = true

@@ -177,19 +177,31 @@ func TestVoteBehindSameNAT(t *testing.T) {
 	pi2Wrong.Addrs = pi2.LAN // pi2 voted its LAN address
 	pi2Public := pi2.clone()
 	pi2Public.NAT = NATNone // pi2 claims no NAT: its view counts as seen
+	pi2Unknown := pi2.clone()
+	pi2Unknown.NAT = NATUnknown
 	tests := []struct {
 		name  string
 		peers RecordSource
+		vps   string // what the VPS sees; pub4 if empty
 		want  string
 	}{
-		{"no records: a LAN view ties and sticks", nil, "192.0.2.10"},
-		{"pi2 votes its public address", records{"pi2": pi2}, pub4},
-		{"pi2 without a public address abstains", records{"pi2": pi2Wrong}, pub4},
-		{"pi2 not behind NAT counts as seen", records{"pi2": pi2Public}, "192.0.2.10"},
+		{"no records: a LAN view ties and sticks", nil, "", "192.0.2.10"},
+		{"pi2 votes its public address", records{"pi2": pi2}, "", pub4},
+		{"pi2 without a public address abstains", records{"pi2": pi2Wrong}, "", pub4},
+		{"pi2 not behind NAT counts as seen", records{"pi2": pi2Public}, "", "192.0.2.10"},
+		// The router's address changed: the VPS sees the new one (other4),
+		// pi2 still believes the old one, or has lost its outside links
+		// and knows no class; the one that saw wins.
+		{"router moved: the VPS outweighs pi2's old view", records{"pi2": pi2}, other4, other4},
+		{"router moved: pi2 with unknown NAT passes on its view", records{"pi2": pi2Unknown}, other4, other4},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := NewSelf(SelfConfig{Peers: tt.peers})
+			vpsView := vpsView
+			if tt.vps != "" {
+				vpsView = see("vps", tt.vps, 1)
+			}
 			for _, o := range []Observation{pi2View, vpsView} {
 				if _, err := s.Observe(o); err != nil {
 					t.Fatalf("Observe(%+v) = %v", o, err)
@@ -374,6 +386,35 @@ func TestNAT(t *testing.T) {
 				t.Errorf("NAT() after every observation expired = %q, want %q", got, NATUnknown)
 			}
 		})
+	}
+}
+
+// TestOutsideLinksDrop: pi1 and pi2 share a router, the VPS is outside.
+// When the router's address changes, pi1 loses its link to the VPS and
+// keeps only pi2's untranslated view: it keeps its public address (pi2
+// passes it on) and does not take itself for a node without NAT, which
+// would make pi2 count its LAN address as seen.
+func TestOutsideLinksDrop(t *testing.T) {
+	pi2 := Record{Node: "pi2", Incarnation: 1, NAT: NATUnknown, Port: 7300, Issued: t0,
+		Addrs: []netip.AddrPort{netip.AddrPortFrom(ip(pub4), 7300)}, LAN: []netip.AddrPort{ap("192.0.2.11:7300")}}
+	s := NewSelf(SelfConfig{Peers: records{"pi2": pi2}})
+	for _, o := range []Observation{
+		{Observer: "vps", Seen: ap(pub4 + ":41000"), Local: ap(lan4), Outbound: true, At: at(0)},
+		{Observer: "pi2", Seen: ap(lan4), Local: ap(lan4), Remote: ap("192.0.2.11:7300"), At: at(0)},
+	} {
+		if _, err := s.Observe(o); err != nil {
+			t.Fatalf("Observe(%+v) = %v", o, err)
+		}
+	}
+	if got := s.NATFor(IPv4, at(0)); got != NATCone {
+		t.Fatalf("NATFor(IPv4) with the VPS = %q, want %q", got, NATCone)
+	}
+	s.Forget("vps", at(1))
+	if got := s.Address(IPv4); got != ip(pub4) {
+		t.Errorf("Address(IPv4) without the VPS = %v, want %v", got, pub4)
+	}
+	if got := s.NATFor(IPv4, at(1)); got != NATUnknown {
+		t.Errorf("NATFor(IPv4) without the VPS = %q, want %q", got, NATUnknown)
 	}
 }
 

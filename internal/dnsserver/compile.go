@@ -293,7 +293,7 @@ func isWildcard(key string) bool {
 func (z *zoneView) withOverlay(ov Overlay) *zoneView {
 	v := *z
 	v.over = nil
-	if len(ov.Records) == 0 {
+	if len(ov.Records) == 0 && len(ov.Empty) == 0 {
 		return &v
 	}
 	over := map[string]*node{}
@@ -322,6 +322,16 @@ func (z *zoneView) withOverlay(ov Overlay) *zoneView {
 			over[key] = n
 		}
 		n.add(rr)
+	}
+	for _, name := range ov.Empty {
+		key, err := wireKey(name)
+		if err != nil || key == z.apex || !inZone(key, z.apex) || isWildcard(key) || over[key] != nil {
+			continue
+		}
+		if findCut(key, z.apex, z.base.get) != nil {
+			continue
+		}
+		over[key] = &node{key: key, name: dns.Fqdn(name)}
 	}
 	if len(over) == 0 {
 		return &v

@@ -19,6 +19,10 @@ type Zone struct {
 type Overlay struct {
 	Records []dns.RR // names inside the zone
 	TTL     uint32   // default TTL for overlay records (e.g. 5)
+	// Empty lists names that exist with no records, so that they answer
+	// NODATA rather than NXDOMAIN (a role with no holder). A name that
+	// also has Records is not empty.
+	Empty []string
 }
 
 // Source is what the server needs from the node for transfers and updates.

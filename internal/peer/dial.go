@@ -20,6 +20,10 @@ type dialCall struct {
 	done chan struct{} // closed when l and err are set
 	l    *link
 	err  error
+
+	// The following fields are guarded by Network.mu.
+	stale   bool               // Kick: the candidates changed, start over
+	abandon context.CancelFunc // ends the attempt on the current address
 }
 
 // Open returns a new stream to name with the kind header already written,
@@ -141,14 +145,23 @@ func (n *Network) connect(ctx context.Context, name string) (*link, error) {
 		})
 	}
 	n.mu.Unlock()
-	select {
-	case <-call.done:
-		if call.err != nil && n.ctx.Err() != nil {
-			return nil, fmt.Errorf("dial %s: %w", name, ErrClosed)
+	for {
+		// The peer may dial us while our dial still waits on an address
+		// it has left: take its session rather than wait for ours.
+		l, changed := n.watch(name)
+		if l != nil {
+			return l, nil
 		}
-		return call.l, call.err
-	case <-ctx.Done():
-		return nil, fmt.Errorf("dial %s: %w", name, ctx.Err())
+		select {
+		case <-call.done:
+			if call.err != nil && n.ctx.Err() != nil {
+				return nil, fmt.Errorf("dial %s: %w", name, ErrClosed)
+			}
+			return call.l, call.err
+		case <-changed:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("dial %s: %w", name, ctx.Err())
+		}
 	}
 }
 
@@ -162,27 +175,45 @@ func (n *Network) runDial(ctx context.Context, name string, call *dialCall) {
 		n.mu.Unlock()
 		close(call.done)
 	}()
-	var addrs []string
-	if n.cfg.Resolve != nil {
-		addrs = n.cfg.Resolve(name)
-	}
-	if len(addrs) == 0 {
-		call.err = fmt.Errorf("dial %s: %w", name, ErrNoAddress)
-		return
-	}
-	var errs []error
-	for _, addr := range addrs {
-		l, err := n.dialAddr(ctx, name, addr)
-		if err == nil {
-			call.l, call.err = n.adopt(l)
+	for {
+		var addrs []string
+		if n.cfg.Resolve != nil {
+			addrs = n.cfg.Resolve(name)
+		}
+		if len(addrs) == 0 {
+			call.err = fmt.Errorf("dial %s: %w", name, ErrNoAddress)
 			return
 		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
+		var errs []error
+		restart := false
+		for _, addr := range addrs {
+			actx, abandon := context.WithCancel(ctx)
+			n.mu.Lock()
+			call.abandon = abandon
+			n.mu.Unlock()
+			l, err := n.dialAddr(actx, name, addr)
+			abandon()
+			n.mu.Lock()
+			call.abandon = nil
+			restart, call.stale = call.stale, false
+			n.mu.Unlock()
+			if err == nil {
+				call.l, call.err = n.adopt(l)
+				return
+			}
+			errs = append(errs, err)
+			if ctx.Err() != nil || restart {
+				break
+			}
 		}
+		if !restart || ctx.Err() != nil {
+			call.err = fmt.Errorf("dial %s: %w", name, errors.Join(errs...))
+			return
+		}
+		// Kicked: a dial to an address the peer has left waits for
+		// HandshakeTimeout, as a SYN into the void does; start again
+		// with the candidates the caller knows now.
 	}
-	call.err = fmt.Errorf("dial %s: %w", name, errors.Join(errs...))
 }
 
 // dialAddr opens a raw connection to addr and runs the client handshake,
@@ -271,10 +302,18 @@ func (n *Network) Keep(names []string) {
 }
 
 // Kick resets the backoff of a kept name and retries at once, for when a
-// new address was learned. It does nothing for names not kept.
+// new address was learned. A dial to name in progress (kept or not) gives
+// up its current address and starts over with Resolve's new candidates;
+// its callers keep waiting for it.
 func (n *Network) Kick(name string) {
 	n.mu.Lock()
 	k := n.keepers[name]
+	if call := n.dials[name]; call != nil {
+		call.stale = true
+		if call.abandon != nil {
+			call.abandon()
+		}
+	}
 	n.mu.Unlock()
 	if k == nil {
 		return

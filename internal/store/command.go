@@ -22,6 +22,9 @@ const (
 	OpZonePut       Op = "zone.put"       // Zone: replaces the zone atomically
 	OpZoneDrop      Op = "zone.drop"      // Origin
 	OpZoneUpdate    Op = "zone.update"    // Update: RFC 2136, applied atomically
+	OpRolePut       Op = "role.put"       // Role: defines or replaces a failover role
+	OpRoleDelete    Op = "role.delete"    // Name
+	OpRoleChange    Op = "role.change"    // RoleChange: assign or release, the next epoch
 )
 
 // CommandVersion is the envelope version written by this code.
@@ -48,6 +51,10 @@ type Command struct {
 	Zone   *ZoneData   `json:"zone,omitempty"`
 	Update *ZoneUpdate `json:"update,omitempty"`
 	Origin string      `json:"origin,omitempty"`
+
+	// Role commands.
+	Role       *Role       `json:"role,omitempty"`
+	RoleChange *RoleChange `json:"role_change,omitempty"`
 }
 
 // Encode returns the log entry bytes for c.
@@ -123,6 +130,10 @@ func DecodeCommand(b []byte) (Command, error) {
 			return missing("update")
 		}
 		if err := c.Update.decode(); err != nil {
+			return Command{}, fmt.Errorf("%w: %s: %w", ErrBadCommand, c.Op, err)
+		}
+	case OpRolePut, OpRoleDelete, OpRoleChange:
+		if err := decodeRoleCommand(&c); err != nil {
 			return Command{}, fmt.Errorf("%w: %s: %w", ErrBadCommand, c.Op, err)
 		}
 	default:

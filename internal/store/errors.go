@@ -28,6 +28,13 @@ var (
 	ErrInvalidToken  = errors.New("invalid join token")
 	ErrInvalidInput  = errors.New("invalid input")
 	ErrSecretUnknown = errors.New("join token secret does not match")
+	// ErrOutcomeUnknown: a write reached Raft (or the leader) but its
+	// answer was lost: leadership moved or the link broke before the
+	// write was known to be committed or dropped. It may still take
+	// effect. It is never retried automatically, which could apply it
+	// twice (a compare-and-set would then report a failed check caused
+	// by its own first application); the caller reads and decides.
+	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied")
 )
 
 var codes = map[error]string{
@@ -57,6 +64,7 @@ var codes = map[error]string{
 	ErrInvalidToken:      "invalid_token",
 	ErrInvalidInput:      "invalid_input",
 	ErrSecretUnknown:     "secret_mismatch",
+	ErrOutcomeUnknown:    "outcome_unknown",
 	ErrBadCommand:        "bad_command",
 
 	ErrZoneUnknown:    "zone_unknown",

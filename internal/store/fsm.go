@@ -142,6 +142,8 @@ func (s *State) apply(index uint64, c Command) error {
 		return s.applyZoneDrop(c.Origin)
 	case OpZoneUpdate:
 		return s.applyZoneUpdate(index, c.Update)
+	case OpRolePut, OpRoleDelete, OpRoleChange:
+		return s.applyRole(index, c)
 	}
 	return nil
 }
@@ -195,9 +197,10 @@ func (s *State) applyKV(index uint64, data []byte) any {
 }
 
 // snapshotVersion is the format of snapshots written by this code. Version
-// 2 added zones, version 3 the key-value stream after the JSON document;
-// versions 1 and 2 are still read.
-const snapshotVersion = 3
+// 2 added zones, version 3 the key-value stream after the JSON document,
+// version 4 failover roles and their assignments; older versions are
+// still read.
+const snapshotVersion = 4
 
 type snapshotFile struct {
 	Version int               `json:"version"`
@@ -207,6 +210,9 @@ type snapshotFile struct {
 	Tokens  map[string]Token  `json:"tokens"`
 
 	Zones []zoneSnapshot `json:"zones,omitempty"`
+
+	Roles       []Role          `json:"roles,omitempty"`
+	Assignments []assignmentDoc `json:"assignments,omitempty"`
 }
 
 // Snapshot implements raft.FSM. Views are immutable, so the snapshot is the
@@ -254,6 +260,9 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		}
 		s.Zones[z.Origin] = z
 	}
+	if err := restoreRoles(s, sf.Roles, sf.Assignments); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.publish(f.view.Load(), s)
@@ -270,6 +279,9 @@ func (p *snapshot) Persist(sink raft.SnapshotSink) error {
 		Members: p.s.Members,
 		Tokens:  p.s.Tokens,
 		Zones:   snapshotZones(p.s),
+
+		Roles:       p.s.RoleList(),
+		Assignments: snapshotAssignments(p.s),
 	}
 	w := bufio.NewWriterSize(sink, 1<<20)
 	err := json.NewEncoder(w).Encode(sf)

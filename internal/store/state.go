@@ -6,6 +6,7 @@
 package store
 
 import (
+	"buoy/internal/failover"
 	"buoy/internal/kv"
 	"maps"
 	"slices"
@@ -33,6 +34,15 @@ type State struct {
 	Zones map[string]*ZoneState
 	// KV is the key-value store; never nil.
 	KV *kv.Map
+	// Roles holds the failover roles by name, Assignments their committed
+	// assignments (also of roles since deleted, whose epochs must go on
+	// growing if they are defined again).
+	Roles       map[string]Role
+	Assignments map[string]failover.Assignment
+	// RolesIndex changes whenever Roles or Assignments do (the index of the
+	// last role command applied, or of a restored snapshot), so that a
+	// reader can skip views that only changed elsewhere.
+	RolesIndex uint64
 
 	// next is closed when a newer view replaces this one.
 	next chan struct{}
@@ -168,6 +178,10 @@ func (s *State) clone() *State {
 		Zones:   maps.Clone(s.Zones),
 		KV:      s.KV,
 		next:    make(chan struct{}),
+
+		Roles:       maps.Clone(s.Roles),
+		Assignments: maps.Clone(s.Assignments),
+		RolesIndex:  s.RolesIndex,
 	}
 	for k, v := range s.Members {
 		n.Members[k] = v
@@ -185,6 +199,9 @@ func emptyState() *State {
 		Zones:   map[string]*ZoneState{},
 		KV:      kv.New(kv.Options{}),
 		next:    make(chan struct{}),
+
+		Roles:       map[string]Role{},
+		Assignments: map[string]failover.Assignment{},
 	}
 }
 
