@@ -125,7 +125,7 @@ type rpcPair struct {
 	dials          atomic.Int64
 	wg             sync.WaitGroup // the serving goroutines; each ends when its stream closes
 
-	mu    sync.Mutex // guards served
+	mu     sync.Mutex // guards served
 	served []net.Conn
 }
 
