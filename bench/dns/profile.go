@@ -52,7 +52,7 @@ func (b *bench) profile(ctx context.Context, out string) error {
 			title string
 			args  []string
 		}{
-			{"user space (the buoy binary) against the kernel", []string{"--no-children", "--sort", "dso"}},
+			{"user space (the buoy binary) against the kernel", []string{"--no-children", "--sort", "dso", "-g", "none"}},
 			{"self time by symbol", []string{"--no-children", "--sort", "dso,symbol", "--percent-limit", "0.5", "-g", "none"}},
 			{"time including callees, by symbol", []string{"--children", "--sort", "symbol", "--percent-limit", "1.5", "-g", "none"}},
 		} {

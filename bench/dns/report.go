@@ -118,7 +118,10 @@ func printResults(w io.Writer, cfg config, samples map[string][]sample) {
 		}
 		allCalm = allCalm && len(calm[name]) > 0
 	}
-	if dropped > 0 {
+	switch {
+	case dropped > 0 && len(calm) == 0:
+		fmt.Fprintf(w, "\nIn no round did other processes use at most %.1f cores: every figure above is from a busy machine.\n", quiet)
+	case dropped > 0:
 		fmt.Fprintf(w, "\nOnly the rounds where other processes used at most %.1f cores (%d of %d server runs left out):\n\n", quiet, dropped, cfg.rounds*len(cfg.servers))
 		calmFig := printTable(w, cfg, calm)
 		if allCalm {

@@ -41,6 +41,16 @@ func TestPrintResults(t *testing.T) {
 			want: []string{"Only the rounds", "3 of 6 server runs left out", "(quiet rounds)", "qps vs CoreDNS             2.50× (want ≥ 2×): met",
 				"CPU per query vs CoreDNS   0.67× (want ≤ 0.5×): MISSED", "qps vs NSD                 0.71× (want ≥ 0.8×): MISSED"},
 		},
+		{
+			name: "no quiet round",
+			samples: map[string][]sample{
+				"buoy":    {s(100000, 20, 1)},
+				"nsd":     {s(140000, 8, 1)},
+				"coredns": {s(40000, 30, 1)},
+			},
+			want:    []string{"In no round", "(all rounds)"},
+			notWant: []string{"Only the rounds"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder

@@ -25,7 +25,7 @@ if [ "${#need[@]}" -gt 0 ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
-# Debian starts the packaged nsd and knot services on install; they listen
-# on port 53 and play no part here (the benchmark uses its own ports).
+# Where systemd runs, Debian starts the packaged nsd and knot services on
+# install, on port 53; they play no part here (the benchmark uses its own ports).
 
 exec go run ./bench/dns "$@"
