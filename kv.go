@@ -35,6 +35,11 @@ var (
 	// ErrNoQuorum: a linearizable read cannot be served (this node cannot
 	// reach a quorum); a stale read still can.
 	ErrNoQuorum = store.ErrNoQuorum
+	// ErrKVOutcomeUnknown: a write was sent but its answer lost (the
+	// leader changed or the link broke): it may or may not have been
+	// applied. It is not retried for the caller, who could otherwise see
+	// it applied twice; read the key to find out.
+	ErrKVOutcomeUnknown = store.ErrOutcomeUnknown
 )
 
 // KV is a node's client for the replicated key-value store.
@@ -185,7 +190,10 @@ func (k *KV) txn(ctx context.Context, c KVCommand, ttl time.Duration) (KVResult,
 	}
 	req := kvRequest{Cmd: b, TTL: ttl}
 	var res KVResult
-	err = k.n.raft.OnLeader(ctx, kvOp, req, &res, func(ctx context.Context) (any, error) {
+	// At most once: a retried compare-and-set could report the failed
+	// check its own first application caused, a retried put a modify
+	// index another client never saw.
+	err = k.n.raft.OnLeaderAtMostOnce(ctx, kvOp, req, &res, func(ctx context.Context) (any, error) {
 		return k.n.applyKV(ctx, req)
 	})
 	return res, err

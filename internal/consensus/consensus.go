@@ -350,24 +350,12 @@ const opReadIndex = "readindex"
 // protocol). A follower asks the leader. It fails when no quorum answers,
 // which is what makes a read linearizable or refused.
 func (n *Node) ReadIndex(ctx context.Context) (uint64, error) {
-	for {
-		var idx uint64
-		err := n.OnLeader(ctx, opReadIndex, struct{}{}, &idx, func(ctx context.Context) (any, error) {
-			return n.readIndexLocal(ctx)
-		})
-		// Unlike a write, a read whose answer was lost is safe to ask
-		// again.
-		if !errors.Is(err, store.ErrOutcomeUnknown) {
-			return idx, err
-		}
-		select {
-		case <-ctx.Done():
-			return 0, fmt.Errorf("%s: %w (last error: %v)", opReadIndex, ctx.Err(), err)
-		case <-n.ctx.Done():
-			return 0, fmt.Errorf("%s: node shutting down: %w", opReadIndex, err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	// A read whose answer was lost is safe to ask again: OnLeader retries.
+	var idx uint64
+	err := n.OnLeader(ctx, opReadIndex, struct{}{}, &idx, func(ctx context.Context) (any, error) {
+		return n.readIndexLocal(ctx)
+	})
+	return idx, err
 }
 
 func (n *Node) readIndexLocal(ctx context.Context) (uint64, error) {
@@ -418,10 +406,25 @@ func (n *Node) lastFSMEntry(idx uint64) uint64 {
 
 // OnLeader runs local on this node if it is the leader, otherwise calls op
 // with req on the leader. Calls that fail because leadership moved are
-// retried, with a short pause, until ctx ends; but not one that may have
-// taken effect (store.ErrOutcomeUnknown), which would then take effect
-// twice.
+// retried, with a short pause, until ctx ends, also one that may already
+// have taken effect (store.ErrOutcomeUnknown): op is applied at least
+// once, possibly twice. That suits reads, and writes whose repetition is
+// harmless or refused; a write whose caller must know whether it applied
+// uses OnLeaderAtMostOnce.
 func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local func(context.Context) (any, error)) error {
+	return n.onLeader(ctx, op, req, resp, local, true)
+}
+
+// OnLeaderAtMostOnce is OnLeader for a write that must not be applied
+// twice (a compare-and-set would report a failed check caused by its own
+// first application): a call that may have taken effect is not retried
+// but fails with store.ErrOutcomeUnknown, for the caller to read and
+// decide.
+func (n *Node) OnLeaderAtMostOnce(ctx context.Context, op string, req, resp any, local func(context.Context) (any, error)) error {
+	return n.onLeader(ctx, op, req, resp, local, false)
+}
+
+func (n *Node) onLeader(ctx context.Context, op string, req, resp any, local func(context.Context) (any, error), again bool) error {
 	var last error
 	for {
 		var err error
@@ -436,7 +439,7 @@ func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local fun
 		} else {
 			err = store.ErrNoLeader
 		}
-		if err == nil || !retryable(err) {
+		if err == nil || !retryable(err, again) {
 			return err
 		}
 		last = err
@@ -450,11 +453,11 @@ func (n *Node) OnLeader(ctx context.Context, op string, req, resp any, local fun
 	}
 }
 
-// retryable errors are those a new leader will not give, from calls that
-// cannot have taken effect.
-func retryable(err error) bool {
+// retryable errors are those a new leader will not give; of calls that
+// may have taken effect, only if again.
+func retryable(err error, again bool) bool {
 	if errors.Is(err, store.ErrOutcomeUnknown) {
-		return false
+		return again
 	}
 	if errors.Is(err, store.ErrNotLeader) || errors.Is(err, store.ErrNoLeader) {
 		return true

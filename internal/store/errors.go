@@ -31,9 +31,10 @@ var (
 	// ErrOutcomeUnknown: a write reached Raft (or the leader) but its
 	// answer was lost: leadership moved or the link broke before the
 	// write was known to be committed or dropped. It may still take
-	// effect. It is never retried automatically, which could apply it
-	// twice (a compare-and-set would then report a failed check caused
-	// by its own first application); the caller reads and decides.
+	// effect. Writes that must not apply twice (the key-value store's: a
+	// retried compare-and-set would report the failed check its own
+	// first application caused) return it instead of retrying; the
+	// caller reads and decides.
 	ErrOutcomeUnknown = errors.New("outcome unknown: the write may or may not have been applied")
 )
 
