@@ -43,6 +43,8 @@ const (
 	eventQueue = 1024
 	// votersEvery is how often the loop re-reads Raft's voters.
 	votersEvery = 200 * time.Millisecond
+	// transferEvery spaces out leadership transfers away from holders.
+	transferEvery = 10 * time.Second
 )
 
 // roleManager runs this node's part in failover: its Witness and Holder,
@@ -86,6 +88,7 @@ type roleManager struct {
 	votersAt   time.Time
 	defs       map[string]store.Role // roles whose checks run here
 	defAt      map[string]time.Time  // when each of defs first appeared here
+	assignedAt map[string]time.Time  // when each role's newest epoch was applied here
 	checks     map[string]*health.Runner
 	checkErr   map[string]error // checks that could not start
 	penalty    map[string]time.Time
@@ -105,6 +108,8 @@ type roleManager struct {
 	// holdUntil is when the newest role held back by unheardLocked is
 	// planned anyway.
 	holdUntil time.Time
+	// lastTransfer is when this node last handed leadership away.
+	lastTransfer time.Time
 }
 
 // report is what the leader last heard from a node's ping.
@@ -139,31 +144,32 @@ func newRoleManager(n *Node) (*roleManager, error) {
 	}
 	now := time.Now()
 	r := &roleManager{
-		n:        n,
-		self:     n.cfg.Name,
-		t:        t,
-		dir:      dir,
-		session:  session,
-		aliveFor: t.Lease,
-		audit:    audit,
-		hooks:    hooks.New(hooks.Options{Logger: n.log.With("component", "hooks"), Audit: audit}),
-		obsCh:    make(chan raft.Observation, 16),
-		kick:     make(chan struct{}, 1),
-		pingNow:  make(chan struct{}, 1),
-		healthCh: make(chan health.Transition, 64),
-		events:   make(chan RoleEvent, eventQueue),
-		witness:  failover.NewWitness(n.cfg.Name, t, now),
-		holder:   failover.NewHolder(n.cfg.Name, session, t),
-		seen:     map[string]uint64{},
-		defs:     map[string]store.Role{},
-		defAt:    map[string]time.Time{},
-		checks:   map[string]*health.Runner{},
-		checkErr: map[string]error{},
-		penalty:  map[string]time.Time{},
-		runs:     runs,
-		busy:     map[string]int{},
-		heard:    map[string]time.Time{},
-		reports:  map[string]report{},
+		n:          n,
+		self:       n.cfg.Name,
+		t:          t,
+		dir:        dir,
+		session:    session,
+		aliveFor:   t.Lease,
+		audit:      audit,
+		hooks:      hooks.New(hooks.Options{Logger: n.log.With("component", "hooks"), Audit: audit}),
+		obsCh:      make(chan raft.Observation, 16),
+		kick:       make(chan struct{}, 1),
+		pingNow:    make(chan struct{}, 1),
+		healthCh:   make(chan health.Transition, 64),
+		events:     make(chan RoleEvent, eventQueue),
+		witness:    failover.NewWitness(n.cfg.Name, t, now),
+		holder:     failover.NewHolder(n.cfg.Name, session, t),
+		seen:       map[string]uint64{},
+		defs:       map[string]store.Role{},
+		defAt:      map[string]time.Time{},
+		assignedAt: map[string]time.Time{},
+		checks:     map[string]*health.Runner{},
+		checkErr:   map[string]error{},
+		penalty:    map[string]time.Time{},
+		runs:       runs,
+		busy:       map[string]int{},
+		heard:      map[string]time.Time{},
+		reports:    map[string]report{},
 	}
 	return r, nil
 }
@@ -231,7 +237,8 @@ func (r *roleManager) loop() {
 }
 
 // wait is how long the loop may sleep: until the holder's or the
-// assigner's next deadline, a second at most.
+// assigner's next deadline, a second at most, a millisecond at least (a
+// deadline that stayed in the past must not make the loop spin).
 func (r *roleManager) wait(now time.Time) time.Duration {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -241,7 +248,7 @@ func (r *roleManager) wait(now time.Time) time.Duration {
 			next = t
 		}
 	}
-	return max(next.Sub(now), 0)
+	return max(next.Sub(now), time.Millisecond)
 }
 
 // refreshVoters re-reads Raft's voters, at most every votersEvery. It
@@ -287,6 +294,7 @@ func (r *roleManager) step(s *store.State, now time.Time, forced bool) []*health
 			a := s.Assignments[name]
 			if a.Epoch > r.seen[name] {
 				r.seen[name] = a.Epoch
+				r.assignedAt[name] = now
 				r.carryOutLocked(r.holder.Assign(a, now), now)
 			}
 		}
@@ -518,12 +526,58 @@ func (r *roleManager) leadLocked(s *store.State, now time.Time) {
 	// Wake when a node's last word gets too old: that is when it stops
 	// counting as alive.
 	for node, at := range r.heard {
-		if v.Alive[node] && node != r.self {
-			r.planNext = earliestTime(r.planNext, at.Add(r.aliveFor))
+		if until := at.Add(r.aliveFor); v.Alive[node] && node != r.self && until.After(now) {
+			r.planNext = earliestTime(r.planNext, until)
+		}
+	}
+	for _, at := range r.assignedAt {
+		if until := at.Add(2 * r.aliveFor); until.After(now) {
+			r.planNext = earliestTime(r.planNext, until)
 		}
 	}
 	for _, c := range p.Commands {
 		r.proposeLocked(c)
+	}
+	r.shedLeadershipLocked(s, v, now)
+}
+
+// shedLeadershipLocked hands Raft leadership to a voter that holds no
+// role when this leader holds one: a crash of a node that both leads and
+// holds costs an election on top of the lease (about 1-2 s more with
+// hashicorp/raft's default timeouts). Moving leadership runs no hook and
+// moves no role. It is tried at most every transferEvery, and only when
+// such a voter is alive and has reported.
+func (r *roleManager) shedLeadershipLocked(s *store.State, v failover.View, now time.Time) {
+	if now.Sub(r.lastTransfer) < transferEvery || now.Sub(r.office) < r.aliveFor {
+		return
+	}
+	holds := map[string]bool{}
+	for _, def := range s.RoleList() {
+		if h := s.Assignment(def.Name).Holder; h != "" {
+			holds[h] = true
+		}
+	}
+	if !holds[r.self] {
+		return
+	}
+	for _, voter := range r.voters {
+		if voter == r.self || holds[voter] || !v.Alive[voter] {
+			continue
+		}
+		r.lastTransfer = now
+		r.n.log.Info("handing Raft leadership to a node that holds no role", "to", voter)
+		r.wg.Go(func() {
+			f := r.n.raft.Raft().LeadershipTransferToServer(raft.ServerID(voter), raft.ServerAddress(voter))
+			if err := f.Error(); err != nil {
+				// A voter still catching up refuses; try again in a second
+				// rather than after the full spacing.
+				r.n.log.Debug("leadership transfer", "to", voter, "err", err)
+				r.mu.Lock()
+				r.lastTransfer = time.Now().Add(time.Second - transferEvery)
+				r.mu.Unlock()
+			}
+		})
+		return
 	}
 }
 
@@ -557,6 +611,14 @@ func (r *roleManager) viewLocked(s *store.State, now time.Time) failover.View {
 	for _, name := range v.Members {
 		if name != r.self && r.n.alive(name) && now.Sub(r.heard[name]) < r.aliveFor {
 			v.Alive[name] = true
+		}
+	}
+	// A node just assigned a role is alive while its link is: its first
+	// renewal and ping may lag the commit on a busy machine, and dropping
+	// it for that would move the role twice.
+	for role, at := range r.assignedAt {
+		if h := s.Assignment(role).Holder; h != "" && h != r.self && now.Sub(at) < 2*r.aliveFor && r.n.alive(h) {
+			v.Alive[h] = true
 		}
 	}
 	for _, def := range s.RoleList() {
