@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -83,19 +84,8 @@ func (n *Node) startDNS() error {
 		udp, tcp = []net.PacketConn{n.cfg.DNSConn}, n.cfg.DNSListener
 	} else {
 		var err error
-		if udp, err = dnsserver.ListenUDP(n.cfg.DNSAddr, min(runtime.GOMAXPROCS(0), 4)); err != nil {
-			return fmt.Errorf("listen for DNS on %s/udp: %w", n.cfg.DNSAddr, err)
-		}
-		addr := n.cfg.DNSAddr
-		if _, port, err := net.SplitHostPort(addr); err == nil && port == "0" {
-			// Port 0: TCP on the port the kernel gave UDP.
-			addr = udp[0].LocalAddr().String()
-		}
-		if tcp, err = net.Listen("tcp", addr); err != nil {
-			for _, c := range udp {
-				c.Close()
-			}
-			return fmt.Errorf("listen for DNS on %s/tcp: %w", addr, err)
+		if udp, tcp, err = listenDNS(n.cfg.DNSAddr, min(runtime.GOMAXPROCS(0), 4)); err != nil {
+			return err
 		}
 	}
 	n.dns = d
@@ -117,6 +107,33 @@ func (n *Node) startDNS() error {
 	n.disco.onChange(func(string, netip.AddrPort, netip.AddrPort) { d.poke() })
 	n.wg.Go(d.run)
 	return nil
+}
+
+// listenDNS opens the UDP sockets and the TCP listener on addr. With port
+// 0, TCP must share the port the kernel gave UDP; another program may
+// hold that port for TCP already, so it tries a few ports.
+func listenDNS(addr string, sockets int) ([]net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	for attempt := 0; ; attempt++ {
+		udp, err := dnsserver.ListenUDP(addr, sockets)
+		if err != nil {
+			return nil, nil, fmt.Errorf("listen for DNS on %s/udp: %w", addr, err)
+		}
+		taddr := addr
+		if port == "0" {
+			taddr = udp[0].LocalAddr().String()
+		}
+		tcp, err := net.Listen("tcp", taddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
+		for _, c := range udp {
+			c.Close()
+		}
+		if port != "0" || attempt == 9 || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("listen for DNS on %s/tcp: %w", taddr, err)
+		}
+	}
 }
 
 // poke asks the loop to rebuild the overlay.

@@ -115,7 +115,7 @@ func measureKeepalived(ctx context.Context, cfg config, dir string, out io.Write
 			var master string
 			var err error
 			for range 100 {
-				if master, err = currentMaster(masters); err == nil {
+				if master, err = currentMaster(nodes); err == nil {
 					break
 				}
 				time.Sleep(100 * time.Millisecond)
@@ -212,20 +212,29 @@ func (k *keepalivedNode) kill() {
 	os.Remove(filepath.Join(k.dir, "keepalived.pid"))
 }
 
-// currentMaster returns the one node whose newest state is MASTER.
-func currentMaster(path string) (string, error) {
-	lines, err := readMasters(path)
-	if err != nil {
-		return "", err
-	}
-	state := map[string]string{}
-	for _, l := range lines {
-		state[l.node] = l.state
-	}
+// currentMaster returns the one running node whose newest state is
+// MASTER, by keepalived's own log. The notify scripts cannot tell: a
+// node that takes over and steps back at once (two backups of equal
+// priority) starts its MASTER and BACKUP scripts together, and either may
+// write first.
+func currentMaster(nodes []*keepalivedNode) (string, error) {
 	var masters []string
-	for node, st := range state {
-		if st == "MASTER" {
-			masters = append(masters, node)
+	for _, k := range nodes {
+		if !k.running() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(k.dir, "log"))
+		if err != nil {
+			return "", err
+		}
+		state := ""
+		for l := range strings.Lines(string(b)) {
+			if _, rest, ok := strings.Cut(l, "Entering "); ok {
+				state, _, _ = strings.Cut(rest, " ")
+			}
+		}
+		if state == "MASTER" {
+			masters = append(masters, k.name)
 		}
 	}
 	if len(masters) != 1 {
