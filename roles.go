@@ -154,28 +154,54 @@ func (n *Node) MoveRole(ctx context.Context, role, node string) error {
 		return fmt.Errorf("move %s to %s: %w: %s is not a member", role, node, ErrMoveRefused, node)
 	}
 	req := wire.RoleMove{Role: role, Node: node}
-	err := n.raft.OnLeader(ctx, wire.OpRoleMove, req, nil, func(context.Context) (any, error) {
-		return nil, n.roles.move(req, time.Now())
-	})
-	if err != nil && !errors.Is(err, ErrMoveRefused) && errors.Is(err, store.ErrInvalidInput) {
-		// The leader's refusal, across the wire.
-		err = fmt.Errorf("%w: %w", ErrMoveRefused, err)
+	send := func(ctx context.Context) error {
+		err := n.raft.OnLeader(ctx, wire.OpRoleMove, req, nil, func(context.Context) (any, error) {
+			return nil, n.roles.move(req, time.Now())
+		})
+		if err != nil && !errors.Is(err, ErrMoveRefused) && errors.Is(err, store.ErrInvalidInput) {
+			// The leader's refusal, across the wire.
+			err = fmt.Errorf("%w: %w", ErrMoveRefused, err)
+		}
+		if err != nil {
+			return fmt.Errorf("move %s to %s: %w", role, node, err)
+		}
+		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("move %s to %s: %w", role, node, err)
+	if err := send(ctx); err != nil {
+		return err
 	}
 	// The leader carries the move out over the next plans: release, wait
-	// for the holder to let go, assign.
+	// for the holder to let go, assign. The planned move lives in that
+	// leader's memory only, so when leadership changes before it is done
+	// the move is asked of the new leader (Move is idempotent, also once
+	// the role is vacant).
 	wait, cancel := context.WithTimeout(ctx, n.roles.t.Lease*4+5*time.Second)
 	defer cancel()
+	leader := n.raft.Leader()
+	var lastErr error
+	tick := time.NewTicker(n.roles.t.Lease / 4)
+	defer tick.Stop()
 	for {
 		s := n.fsm.View()
 		if s.Assignment(role).Holder == node {
 			return nil
 		}
+		if l := n.raft.Leader(); l != "" && l != leader {
+			leader = l
+			// A new leader may not have heard from the target yet and
+			// refuse it as not alive: ask again at the next tick.
+			if lastErr = send(wait); lastErr != nil {
+				n.log.Debug("planned move: asking the new leader", "role", role, "to", node, "err", lastErr)
+				leader = ""
+			}
+		}
 		select {
 		case <-s.Next():
+		case <-tick.C:
 		case <-wait.Done():
+			if lastErr != nil {
+				return fmt.Errorf("%w (after a change of leader)", lastErr)
+			}
 			return fmt.Errorf("move %s to %s: not done yet (%v); see \"buoy roles\" and \"buoy roles history\"", role, node, wait.Err())
 		case <-n.ctx.Done():
 			return fmt.Errorf("move %s to %s: node closed", role, node)

@@ -108,7 +108,8 @@ type roleManager struct {
 	// holdUntil is when the newest role held back by unheardLocked is
 	// planned anyway.
 	holdUntil time.Time
-	// lastTransfer is when this node last handed leadership away.
+	// lastTransfer is when this node last handed leadership away, or
+	// accepted a planned move (which leadership must not leave).
 	lastTransfer time.Time
 }
 
@@ -721,6 +722,10 @@ func (r *roleManager) move(m wire.RoleMove, now time.Time) error {
 		return fmt.Errorf("%w: %w: %w", ErrMoveRefused, store.ErrInvalidInput, err)
 	}
 	r.n.log.Info("planned move", "role", m.Role, "to", m.Node)
+	// Keep Raft leadership until the move is done: a transfer in between
+	// would make its commands fail and leave the move to the caller's
+	// retry with the next leader.
+	r.lastTransfer = now
 	r.poke()
 	return nil
 }

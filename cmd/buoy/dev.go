@@ -72,11 +72,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			PeerListener: peerL,
 			HTTPListener: httpL,
 			DNSAddr:      "127.0.0.1:0",
+			KVTextAddr:   "127.0.0.1:0",
 			Logger:       log,
 		}
 		if i == 0 {
 			cfg.Bootstrap = true
 			cfg.ZoneFiles = []string{demoZone}
+			// A demo failover role: every node a candidate, no checks.
+			cfg.Roles = []buoy.RoleDef{{Name: "web", TTL: 5 * time.Second}}
 		} else {
 			cfg.Join = []string{running[0].ListenAddr().String()}
 			cfg.Token = token
@@ -118,8 +121,10 @@ DNS (every node answers the same; the demo zone %s is in the replicated state):
   dig @127.0.0.1 -p %s leader.buoy.internal A +norec
   dig @127.0.0.1 -p %s www.demo.test A +norec
   dig @127.0.0.1 -p %s demo.test MX +norec
-`, demoZone, dnsPort, dnsPort, dnsPort, dnsPort)
+  dig @127.0.0.1 -p %s web.buoy.internal A +norec       (the holder of the demo role "web")
+`, demoZone, dnsPort, dnsPort, dnsPort, dnsPort, dnsPort)
 	first := running[0].HTTPAddr().String()
+	_, kvPort, _ := net.SplitHostPort(running[len(running)-1].KVTextAddr().String())
 	fmt.Fprintf(stdout, `
 Try, in another terminal:
   export BUOY_HTTP_ADDR=%s
@@ -129,9 +134,13 @@ Try, in another terminal:
   go run ./cmd/buoy members --json --http-addr %s
   go run ./cmd/buoy zone list
   go run ./cmd/buoy zone show demo.test
+  go run ./cmd/buoy kv put greeting hello && go run ./cmd/buoy kv get greeting
+  echo "kv get greeting" | nc -q1 127.0.0.1 %s
+  go run ./cmd/buoy roles
+  go run ./cmd/buoy roles move web node3 && go run ./cmd/buoy roles history
 
 Ctrl-C stops the cluster%s.
-`, first, running[len(running)-1].HTTPAddr(), map[bool]string{false: " and removes its data", true: ""}[*keep])
+`, first, running[len(running)-1].HTTPAddr(), kvPort, map[bool]string{false: " and removes its data", true: ""}[*keep])
 
 	// Nodes stop on their own only when they leave or are removed.
 	done := make(chan *buoy.Node, len(running))

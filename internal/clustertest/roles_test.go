@@ -487,3 +487,66 @@ func TestRoleMove(t *testing.T) {
 		}
 	})
 }
+
+// TestRoleMoveAcrossLeaderCrash: the Raft leader accepts a planned move
+// and crashes before it is done. The planned move lived in that leader's
+// memory; the caller asks the new leader, so the role still ends up on the
+// node it was moved to, not on the candidate with the highest priority
+// (which a new leader would pick for a vacant role on its own).
+func TestRoleMoveAcrossLeaderCrash(t *testing.T) {
+	Run(t, func(t *testing.T) {
+		c := New(t, Options{})
+		grow(t, c, names(3)...)
+		c.WaitMembers(convergeBound, names(3)...)
+		leader := c.WaitLeader(electBound)
+		var favoured, target *Node
+		for _, n := range c.Followers(leader) {
+			if favoured == nil {
+				favoured = n
+			} else {
+				target = n
+			}
+		}
+		// The leader is no candidate: it holds nothing and keeps leading.
+		prio := map[string]int{favoured.Name: 100, target.Name: 1}
+		first, _ := defineRole(t, c, buoy.RoleDef{Name: "web", Candidates: prio})
+		if err := c.Wait(roleBound, func() error {
+			for _, cand := range roleInfo(target, "web").Candidates {
+				if cand.Alive != "yes" || cand.Health != "passing" {
+					return fmt.Errorf("%s shows %+v", target.Name, cand)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if first != favoured {
+			// A new role may go to a node before every node has reported
+			// on it (a slow machine): put it where the test needs it.
+			if err := target.Node.MoveRole(ctxT(t, 30*time.Second), "web", favoured.Name); err != nil {
+				t.Fatalf("MoveRole(web, %s): %v", favoured.Name, err)
+			}
+		}
+		if l := c.WaitLeader(electBound); l != leader {
+			t.Fatalf("leadership moved from %s to %s with no failure", leader.Name, l.Name)
+		}
+		planned := c.LogCount("planned move")
+		moved := make(chan error, 1)
+		go func() { moved <- target.Node.MoveRole(ctxT(t, 60*time.Second), "web", target.Name) }()
+		if err := c.Wait(roleBound, func() error {
+			if c.LogCount("planned move") == planned {
+				return errors.New("no leader has accepted the move yet")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.Kill(leader.Name)
+		if err := <-moved; err != nil {
+			t.Fatalf("MoveRole(web, %s) with its leader %s crashed: %v", target.Name, leader.Name, err)
+		}
+		if h, _ := waitHolderAmong(t, c, []*Node{favoured, target}, "web", roleBound); h != target {
+			t.Errorf("web is held by %s after the move, want %s", h.Name, target.Name)
+		}
+	})
+}
