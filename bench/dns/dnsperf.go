@@ -82,6 +82,10 @@ type perfOpts struct {
 	qps         int // 0: as fast as the server answers
 }
 
+// dnsperfGrace is how long dnsperf may run past its -l limit (it waits
+// -t 2 s for the last answers) before it is killed.
+const dnsperfGrace = 15 * time.Second
+
 // dnsperf runs one dnsperf against addr, pinned to o.cpu, and returns its
 // statistics and the CPU time dnsperf itself used.
 func dnsperf(ctx context.Context, addr string, port int, o perfOpts) (perfResult, time.Duration, error) {
@@ -97,13 +101,22 @@ func dnsperf(ctx context.Context, addr string, port int, o perfOpts) (perfResult
 		args = append(args, "-Q", strconv.Itoa(o.qps))
 	}
 	// Another user of this shared machine may kill every dnsperf by name;
-	// such a run is tried once more.
+	// such a run is tried once more. So is a run that does not end in time:
+	// dnsperf 2.x was seen spinning at 100% of its core long after its -l
+	// limit (a 2 s warm-up still running after 12 minutes), which spoils
+	// every measurement that follows.
 	for try := 0; ; try++ {
-		cmd := exec.CommandContext(ctx, "taskset", args...)
+		rctx, cancel := context.WithTimeout(ctx, o.duration+dnsperfGrace)
+		cmd := exec.CommandContext(rctx, "taskset", args...)
 		out, err := cmd.CombinedOutput()
+		hung := rctx.Err() != nil && ctx.Err() == nil
+		cancel()
 		if err != nil {
 			if ws, ok := waitStatus(cmd); ok && ws.Signaled() && try == 0 && ctx.Err() == nil {
 				continue
+			}
+			if hung {
+				err = fmt.Errorf("still running %s after its -l limit: %w", dnsperfGrace, err)
 			}
 			return perfResult{}, 0, fmt.Errorf("dnsperf %s: %w\n%s", strings.Join(args[3:], " "), err, out)
 		}

@@ -68,6 +68,7 @@ type config struct {
 	changeTrials int
 	perfOut      string
 	keep         bool
+	buoyBin      string
 }
 
 func parseFlags(args []string, out io.Writer) (config, error) {
@@ -90,6 +91,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.IntVar(&c.changeTrials, "change-trials", 5, "one-record changes timed per method")
 	fs.StringVar(&c.perfOut, "perf", "", "write a perf profile report of Buoy at full load to this file")
 	fs.BoolVar(&c.keep, "keep", false, "keep the temporary folder (configs, logs, zone)")
+	fs.StringVar(&c.buoyBin, "buoy-bin", "", "run this buoy binary instead of building ./cmd/buoy (to compare two builds)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -139,10 +141,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	logf := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 
 	var bins binaries
-	bins.buoy = filepath.Join(tmp, "buoy")
-	logf("building ./cmd/buoy")
-	if _, err := runCmd(ctx, root, nil, "go", "build", "-o", bins.buoy, "./cmd/buoy"); err != nil {
-		return err
+	if cfg.buoyBin != "" {
+		if bins.buoy, err = filepath.Abs(cfg.buoyBin); err != nil {
+			return err
+		}
+	} else {
+		bins.buoy = filepath.Join(tmp, "buoy")
+		logf("building ./cmd/buoy")
+		if _, err := runCmd(ctx, root, nil, "go", "build", "-o", bins.buoy, "./cmd/buoy"); err != nil {
+			return err
+		}
 	}
 	if hasServer(cfg, "coredns") {
 		if bins.coredns, err = coreDNS(ctx, root, tmp, logf); err != nil {

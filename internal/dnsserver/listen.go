@@ -18,7 +18,8 @@ import (
 // so that the kernel spreads the queries over n ServeUDP loops. When addr
 // has port 0 the first socket picks the port and the others bind to it.
 // Where SO_REUSEPORT does not exist (non-Unix systems) it opens one socket
-// whatever n is. On error no socket is left open.
+// whatever n is. Each socket gets a receive buffer of UDPRecvBuffer bytes
+// where the system allows it. On error no socket is left open.
 func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 	if n < 1 {
 		n = 1
@@ -41,6 +42,9 @@ func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 			return nil, fmt.Errorf("listen udp %s: %w", addr, err)
 		}
 		conns = append(conns, c)
+		if uc, ok := c.(*net.UDPConn); ok {
+			setRecvBuffer(uc, UDPRecvBuffer)
+		}
 		if len(conns) == 1 {
 			// Bind the others to the port the first one got.
 			host, _, err := net.SplitHostPort(addr)
@@ -54,6 +58,14 @@ func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 	}
 	return conns, nil
 }
+
+// UDPRecvBuffer is the receive buffer ListenUDP asks for on each socket
+// (NSD, too, raises its own, with SO_RCVBUFFORCE). Linux's default, 208
+// KiB (net.core.rmem_default), holds only a few hundred small queries,
+// given the kernel's overhead per datagram: bursts such as dnsperf's 200
+// queries in flight overflowed it, and the kernel dropped queries before
+// the server could read them.
+const UDPRecvBuffer = 1 << 20
 
 // TCPLimits bounds what ServeTCPWith gives to clients. Zero fields take the
 // defaults.

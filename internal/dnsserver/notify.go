@@ -80,6 +80,24 @@ type notifier struct {
 	attempts int
 	tsig     dns.TsigProvider
 	key, alg string // empty: unsigned
+	// sleep waits d or until ctx ends (then it returns ctx's error); nil
+	// is sleepCtx. Tests record the waits instead.
+	sleep func(ctx context.Context, d time.Duration) error
+}
+
+// sleepCtx waits d, or until ctx ends and then returns its error.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // send sends m to target (host:port, or a host for port 53) until target
@@ -107,16 +125,21 @@ func (n notifier) send(ctx context.Context, target string, m *dns.Msg) error {
 	if err != nil {
 		return err
 	}
+	sleep := n.sleep
+	if sleep == nil {
+		sleep = sleepCtx
+	}
 	timeout := n.timeout
 	var last error
 	for attempt := 0; attempt < n.attempts; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(last, err)
 		}
+		deadline := time.Now().Add(timeout)
 		if _, err := conn.Write(raw); err != nil {
 			last = fmt.Errorf("send: %w", err)
 		} else {
-			_ = conn.SetReadDeadline(time.Now().Add(timeout))
+			_ = conn.SetReadDeadline(deadline)
 			if err := ctx.Err(); err != nil {
 				// ctx ended before the deadline above replaced the one
 				// the AfterFunc set.
@@ -127,6 +150,16 @@ func (n notifier) send(ctx context.Context, target string, m *dns.Msg) error {
 				return err
 			}
 			last = err
+		}
+		// An attempt can fail long before its deadline: with nothing
+		// listening on the secondary's port, the ICMP port unreachable
+		// makes the read (or the next write) fail with ECONNREFUSED at
+		// once. Wait the attempt out, so that the retries keep their
+		// schedule instead of all going out within a millisecond.
+		if attempt < n.attempts-1 {
+			if err := sleep(ctx, time.Until(deadline)); err != nil {
+				return errors.Join(last, err)
+			}
 		}
 		timeout *= 2
 	}

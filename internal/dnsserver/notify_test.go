@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,6 +175,39 @@ func TestNotifierRetries(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNotifierBacksOffWhenRefused sends to a port nothing listens on:
+// every attempt fails at once with ECONNREFUSED (Linux reports the ICMP
+// port unreachable on the connected socket), and the notifier must still
+// wait out each attempt's window before the next one.
+func TestNotifierBacksOffWhenRefused(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("relies on Linux reporting ICMP port unreachable to a connected UDP socket")
+	}
+	port := freeLoopbackPort(t)
+	// Long windows, never really waited: a refused attempt returns well
+	// inside them.
+	const timeout = 10 * time.Second
+	var waits []time.Duration
+	n := notifier{timeout: timeout, attempts: 3, sleep: func(_ context.Context, d time.Duration) error {
+		waits = append(waits, d)
+		return nil
+	}}
+	s := New(Config{})
+	err := n.send(context.Background(), fmt.Sprintf("127.0.0.1:%d", port), s.notifyMsg("example.org.", 5))
+	if !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Errorf("send to a closed port = %v, want ECONNREFUSED", err)
+	}
+	if len(waits) != n.attempts-1 {
+		t.Fatalf("send waited %d times between %d refused attempts, want %d", len(waits), n.attempts, n.attempts-1)
+	}
+	for i, d := range waits {
+		window := timeout << i
+		if d <= 0 || d > window {
+			t.Errorf("wait after attempt %d = %v, want the rest of its %v window", i+1, d, window)
+		}
 	}
 }
 
