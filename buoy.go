@@ -59,6 +59,9 @@ type Node struct {
 	roleShared roleShared
 	// kvTextL is the key-value line protocol's listener (kvtext.go).
 	kvTextL net.Listener
+	// kvFwd sends this node's key-value writes to the leader
+	// (kvforward.go).
+	kvFwd *kvForwarder
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -193,19 +196,21 @@ func (n *Node) start(ctx context.Context) error {
 
 	n.fsm = store.NewFSM(n.log.With("component", "store"))
 	n.net, err = peer.New(peer.Config{
-		Name:     n.cfg.Name,
-		Cert:     id.TLSCertificate(),
-		Roots:    id.Pool(),
-		IsMember: n.isMember,
-		Resolve:  n.resolve,
-		Dial:     n.dialRaw,
-		Join:     n.serveJoin,
-		OnLink:   n.onLink,
-		OnUnlink: n.onUnlink,
-		Logger:   n.log.With("component", "peer"),
+		Name:      n.cfg.Name,
+		Cert:      id.TLSCertificate(),
+		Roots:     id.Pool(),
+		IsMember:  n.isMember,
+		Resolve:   n.resolve,
+		Dial:      n.dialRaw,
+		Join:      n.serveJoin,
+		OnLink:    n.onLink,
+		OnUnlink:  n.onUnlink,
+		OnSuspect: n.onSuspect,
+		Logger:    n.log.With("component", "peer"),
 		// Home links come back fast after an address change; do not let
 		// a short-lived session inflate the wait beyond a few seconds.
-		MaxBackoff: 4 * time.Second,
+		MaxBackoff:   4 * time.Second,
+		SuspectAfter: linkSuspectAfter(n.cfg.Heartbeat),
 	})
 	if err != nil {
 		return fmt.Errorf("peer links: %w", err)
@@ -387,6 +392,8 @@ func (n *Node) onLink(name string, remote net.Addr, inbound bool) {
 	}
 }
 
+func (n *Node) onSuspect(name string) { n.disco.suspect(name) }
+
 func (n *Node) onUnlink(name string) {
 	n.mu.Lock()
 	n.linked[name] = false
@@ -533,13 +540,38 @@ func (n *Node) leaderDuties() {
 	if len(s.Cluster.CACertPEM) == 0 {
 		return
 	}
-	var names []string
-	for _, m := range s.Current() {
-		names = append(names, m.Name)
-	}
-	if err := n.raft.Reconcile(names, n.cfg.MaxVoters, n.alive); err != nil {
+	names, alive := n.raftMembers(s, time.Now())
+	if err := n.raft.Reconcile(names, n.cfg.MaxVoters, alive); err != nil {
 		n.log.Warn("reconciling raft configuration", "err", err)
 	}
+}
+
+// raftRemoveGrace is how long a removed member stays in Raft's
+// configuration after its removal commits (a member that leaves learns it
+// from the answer to its request). Removed from the
+// configuration at once, it may never receive the commit index that
+// covers its own departure (the leader stops replicating to it), never
+// learn it is out, and keep dialing members that refuse it. Within the
+// grace the leader's heartbeats carry that index to it; its link is kept
+// for departGrace, which is longer.
+const raftRemoveGrace = 2 * time.Second
+
+// raftMembers are the names Raft's configuration should hold: current
+// members, plus members removed less than raftRemoveGrace ago (never
+// promoted: alive is false for them).
+func (n *Node) raftMembers(s *store.State, now time.Time) ([]string, func(string) bool) {
+	var names []string
+	leaving := map[string]bool{}
+	for _, m := range s.All() {
+		switch {
+		case !m.Left:
+			names = append(names, m.Name)
+		case m.LeftReason == "removed" && now.Sub(m.LeftAt) < raftRemoveGrace && m.Name != n.cfg.Name:
+			names = append(names, m.Name)
+			leaving[m.Name] = true
+		}
+	}
+	return names, func(name string) bool { return !leaving[name] && n.alive(name) }
 }
 
 // Close stops the node and waits for everything it started.

@@ -28,6 +28,15 @@ const DefaultHeartbeat = time.Second
 // busy machine does not cut a healthy link.
 func silenceLimit(interval time.Duration) time.Duration { return interval * 5 / 2 }
 
+// linkSuspectAfter is how long a link may receive nothing at all before it is
+// suspect: the peer layer then probes the peer in the background (a dial
+// that replaces the link if it comes up while the link stays silent), and
+// the peer's view of our address stops counting in the vote. A bit more
+// than one heartbeat: every link carries a heartbeat each way every
+// interval, so a healthy link is suspected only when a beat is late, and
+// that costs one dial.
+func linkSuspectAfter(interval time.Duration) time.Duration { return interval * 6 / 5 }
+
 // incarnationFile keeps the incarnation of the last address record this
 // node signed, so a restarted node starts above what its peers hold.
 const incarnationFile = "incarnation"
@@ -223,6 +232,19 @@ func (d *disco) linkUp(name string, remote net.Addr, inbound bool) {
 	d.changed(now)
 }
 
+// suspect drops the view of us that name's link gave: that link has been
+// silent for linkSuspectAfter, so we may have moved since. Observations from
+// the links that still work then decide the vote: when this node and
+// others moved at once, the links among the movers all go silent, and
+// their stale views would otherwise outvote the one peer that sees where
+// we are now until the links are dropped. The peer's next heartbeat, on
+// this link or the probe's, brings its view back.
+func (d *disco) suspect(name string) {
+	now := time.Now()
+	d.self.Forget(name, now)
+	d.changed(now)
+}
+
 func (d *disco) linkDown(name string) {
 	now := time.Now()
 	d.mu.Lock()
@@ -387,9 +409,9 @@ func (d *disco) merge(from string, sr wire.SignedRecord, now time.Time) {
 	switch outcome {
 	case discovery.Accepted:
 		d.broadcast(from, wire.ControlMsg{Type: wire.ControlRecordPush, Push: &wire.RecordPush{Records: []wire.SignedRecord{sr}}})
-		if !d.book.Up(rec.Node) {
-			d.n.net.Kick(rec.Node)
-		}
+		// Also when a link is up: a silent one is probed at the new
+		// addresses at once (a healthy one is left alone).
+		d.n.net.Kick(rec.Node)
 	case discovery.Ours:
 		// A record of ours newer than we remember (we restarted and lost
 		// our incarnation): jump above it.
@@ -456,6 +478,10 @@ func (d *disco) changed(now time.Time) {
 		if cur.IsValid() && cur != d.best[name] {
 			changes = append(changes, change{name, d.best[name], cur})
 			d.best[name] = cur
+			// Into the saved peer list too (tick saves it): a node that
+			// restarts after its peers moved, perhaps on an address of
+			// its own that nobody knows, can only find them there.
+			d.n.book.learn(name, cur.String())
 		}
 	}
 	cbs := slices.Clone(d.callbacks)
@@ -504,6 +530,9 @@ func (d *disco) tick() {
 			d.broadcast("", wire.ControlMsg{Type: wire.ControlRecordQuery, Query: &wire.RecordQuery{Nodes: ask}})
 		}
 		d.changed(now)
+		if err := d.n.book.save(); err != nil {
+			d.n.log.Warn("saving peer addresses", "err", err)
+		}
 	}
 }
 

@@ -188,15 +188,13 @@ func (k *KV) txn(ctx context.Context, c KVCommand, ttl time.Duration) (KVResult,
 	if err != nil {
 		return KVResult{}, err
 	}
-	req := kvRequest{Cmd: b, TTL: ttl}
-	var res KVResult
+	if k.n.kvFwd == nil {
+		return KVResult{}, fmt.Errorf("%s: %w: the node is not started", kvOp, ErrClosed)
+	}
 	// At most once: a retried compare-and-set could report the failed
 	// check its own first application caused, a retried put a modify
 	// index another client never saw.
-	err = k.n.raft.OnLeaderAtMostOnce(ctx, kvOp, req, &res, func(ctx context.Context) (any, error) {
-		return k.n.applyKV(ctx, req)
-	})
-	return res, err
+	return k.n.kvFwd.do(ctx, kvRequest{Cmd: b, TTL: ttl})
 }
 
 // applyKV runs on the leader: it stamps the command with the leader's
@@ -231,7 +229,12 @@ func (n *Node) applyKV(ctx context.Context, req kvRequest) (KVResult, error) {
 	return KVResult{}, fmt.Errorf("unexpected answer %T from the state machine", out)
 }
 
+// registerKVRPC serves the key-value RPCs and starts the forwarding of
+// this node's writes to the leader.
 func (n *Node) registerKVRPC() {
+	n.kvFwd = newKVForwarder(n)
+	n.kvFwd.start()
+	n.registerKVBatchRPC()
 	n.raft.Handle(kvOp, func(ctx context.Context, from string, body json.RawMessage) (any, error) {
 		var req kvRequest
 		if err := json.Unmarshal(body, &req); err != nil {

@@ -1,10 +1,16 @@
 package buoy_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -115,5 +121,92 @@ func TestKVReadAfterWriteOnAnotherNode(t *testing.T) {
 		if _, _, err := r.Get(ctx, key, buoy.ReadOptions{}); err != nil {
 			t.Fatalf("write %d on %s, then read on %s: %v", i, nodes[i%3].Name(), nodes[(i+1)%3].Name(), err)
 		}
+	}
+}
+
+// TestKVOutcomeUnknown makes a write's outcome unknown for real: the
+// leader loses both followers while writes are in its log, steps down
+// when its lease runs out, and cannot tell whether the next leader will
+// commit them. The library, the HTTP API and the line protocol each say
+// so, in their own way, instead of a generic failure or a silent retry.
+func TestKVOutcomeUnknown(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	a := startNode(t, ctx, buoy.Config{Name: "n1", DataDir: filepath.Join(dir, "n1"), PeerAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0", KVTextAddr: "127.0.0.1:0", Bootstrap: true})
+	tok, err := a.CreateToken(ctx, buoy.TokenRequest{TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var followers []*buoy.Node
+	for _, name := range []string{"n2", "n3"} {
+		followers = append(followers, startNode(t, ctx, buoy.Config{Name: name, DataDir: filepath.Join(dir, name), PeerAddr: "127.0.0.1:0",
+			HTTPAddr: "-", Join: []string{a.ListenAddr().String()}, Token: tok.Token}))
+	}
+	for {
+		st, err := a.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Voters == 3 && st.Leader == "n1" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("n1 never led 3 voters: %+v", st)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if _, err := a.KV().Put(ctx, "k", []byte("committed"), buoy.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	text, err := net.Dial("tcp", a.KVTextAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer text.Close()
+	text.SetDeadline(time.Now().Add(50 * time.Second))
+
+	for _, f := range followers {
+		f.Close()
+	}
+	// The three writes reach the log at once, well within the leader's
+	// lease (half a second or more), so none is refused as "no leader".
+	lib := make(chan error, 1)
+	go func() {
+		_, err := a.KV().Put(ctx, "k", []byte("lib"), buoy.PutOptions{})
+		lib <- err
+	}()
+	type httpAnswer struct {
+		code int
+		body string
+		err  error
+	}
+	web := make(chan httpAnswer, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "PUT", "http://"+a.HTTPAddr().String()+"/v1/kv/k", strings.NewReader("http"))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			web <- httpAnswer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		web <- httpAnswer{resp.StatusCode, string(b), err}
+	}()
+	fmt.Fprintf(text, "set k text\n")
+	line, err := bufio.NewReader(text).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ERROR outcome unknown: ") || !strings.Contains(line, "get the key") {
+		t.Errorf("line protocol set after the quorum went = %q, %v; want ERROR outcome unknown: ... get the key ...", line, err)
+	}
+	if err := <-lib; !errors.Is(err, buoy.ErrKVOutcomeUnknown) {
+		t.Errorf("KV().Put after the quorum went = %v, want %v", err, buoy.ErrKVOutcomeUnknown)
+	}
+	w := <-web
+	var e struct{ Error, Code string }
+	if w.err != nil || json.Unmarshal([]byte(w.body), &e) != nil || w.code != http.StatusServiceUnavailable || e.Code != "outcome_unknown" ||
+		!strings.Contains(e.Error, "read the key") {
+		t.Errorf("HTTP PUT after the quorum went = %d %q, %v; want 503 with code outcome_unknown, saying to read the key", w.code, w.body, w.err)
 	}
 }

@@ -226,13 +226,11 @@ func (n *Node) removeLocal(ctx context.Context, req removeRequest) error {
 	if err := n.raft.Apply(ctx, store.Command{Op: store.OpMemberLeave, Name: req.Name, Reason: req.Reason}); err != nil {
 		return err
 	}
-	// Reconcile at once rather than at the next tick, so the caller sees
-	// the configuration change done.
-	var names []string
-	for _, m := range n.fsm.View().Current() {
-		names = append(names, m.Name)
-	}
-	if err := n.raft.Reconcile(names, n.cfg.MaxVoters, n.alive); err != nil && !errors.Is(err, raft.ErrNotLeader) {
+	// Reconcile at once rather than at the next tick: a promotion that
+	// replaces a departed voter need not wait. The departed member itself
+	// leaves Raft's configuration after raftRemoveGrace (leaderDuties).
+	names, alive := n.raftMembers(n.fsm.View(), time.Now())
+	if err := n.raft.Reconcile(names, n.cfg.MaxVoters, alive); err != nil && !errors.Is(err, raft.ErrNotLeader) {
 		return err
 	}
 	return nil

@@ -45,7 +45,7 @@ func parseRelayAddr(addr string) (via, target string, ok bool) {
 // relayNetAddr is the remote address of a relayed connection.
 type relayNetAddr string
 
-func (a relayNetAddr) Network() string { return "relay" }
+func (a relayNetAddr) Network() string { return peer.RelayNetwork }
 func (a relayNetAddr) String() string  { return string(a) }
 
 // relayConn is a spliced stream used as a raw connection.

@@ -264,6 +264,9 @@ func runScenario(ctx context.Context, out io.Writer, cfg config, bin string, sc 
 		r.times = append(r.times, ch.Converged)
 		fmt.Fprintf(out, "   trial %2d: %6.2fs  %s\n", trial+1, ch.Converged.Seconds(), ch.What)
 	}
+	// Other jobs on a shared machine slow the agents down: say how busy
+	// it was, next to the figures.
+	fmt.Fprintf(out, "   load average %s at the end\n", loadavg())
 	return r, nil
 }
 

@@ -214,6 +214,27 @@ func TestMedian(t *testing.T) {
 	}
 }
 
+// TestPairedTable: ratios are taken round by round, and the table is
+// left out when fewer than two rounds ran both systems.
+func TestPairedTable(t *testing.T) {
+	step := func(done int, p99 time.Duration) stepResult {
+		return stepResult{Done: done, Elapsed: time.Second, P99: p99}
+	}
+	r := results{}
+	for i, pair := range [][2]int{{300, 100}, {100, 100}, {1000, 500}} {
+		r.add("buoy", "put", 64, step(pair[0], time.Duration(i+1)*time.Millisecond))
+		r.add("etcd", "put", 64, step(pair[1], 2*time.Millisecond))
+	}
+	r.add("buoy", "put", 1, step(10, time.Millisecond)) // one round only
+	r.add("etcd", "put", 1, step(10, time.Millisecond))
+	var b strings.Builder
+	r.pairedTable(&b, []string{"put"}, []int{1, 64})
+	want := "| put | 64 | 3.00 1.00 2.00 | 2.00 | 0.50 1.00 1.50 | 1.00 |\n"
+	if got := b.String(); !strings.HasSuffix(got, "|---|---:|---|---:|---|---:|\n"+want) {
+		t.Errorf("pairedTable =\n%s\nwant only the row\n%s", got, want)
+	}
+}
+
 func TestVerdict(t *testing.T) {
 	etcd := summary{perSec: 1000, p99: 10 * time.Millisecond, ok: true}
 	tests := []struct {

@@ -86,6 +86,7 @@ func (r results) table(w io.Writer, ops []string, clients []int) {
 				verdict(op, c, b, e))
 		}
 	}
+	r.pairedTable(w, ops, clients)
 	var errs []string
 	for _, op := range ops {
 		for _, c := range clients {
@@ -99,6 +100,54 @@ func (r results) table(w io.Writer, ops []string, clients []int) {
 	if len(errs) > 0 {
 		fmt.Fprintf(w, "\nfailed requests (not counted in the figures): %v\n", errs)
 	}
+}
+
+// paired returns Buoy's figure over etcd's in each round that ran both
+// (f picks the figure). Within a round the two systems ran one right
+// after the other, so each ratio compares them under about the same load
+// from the rest of the machine, which the medians of the main table mix
+// across rounds.
+func (r results) paired(op string, clients int, f func(stepResult) float64) []float64 {
+	b, e := r[stepKey{"buoy", op, clients}], r[stepKey{"etcd", op, clients}]
+	var out []float64
+	for i := range min(len(b), len(e)) {
+		if d := f(e[i]); d > 0 {
+			out = append(out, f(b[i])/d)
+		}
+	}
+	return out
+}
+
+// pairedTable prints the per-round ratios of throughput and p99 with
+// their medians, when more than one round ran both systems.
+func (r results) pairedTable(w io.Writer, ops []string, clients []int) {
+	perSec := func(s stepResult) float64 { return s.PerSec() }
+	p99 := func(s stepResult) float64 { return float64(s.P99) }
+	header := false
+	for _, op := range ops {
+		for _, c := range clients {
+			rates, tails := r.paired(op, c, perSec), r.paired(op, c, p99)
+			if len(rates) < 2 {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w, "\nBuoy/etcd round by round (the two systems ran back to back in each round):")
+				fmt.Fprintln(w)
+				fmt.Fprintln(w, "| op | clients | req/s ratio per round | median | p99 ratio per round | median |")
+				fmt.Fprintln(w, "|---|---:|---|---:|---|---:|")
+				header = true
+			}
+			fmt.Fprintf(w, "| %s | %d | %s | %.2f | %s | %.2f |\n", op, c, ratios(rates), median(rates), ratios(tails), median(tails))
+		}
+	}
+}
+
+func ratios(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, " ")
 }
 
 // verdict says whether a put step meets issue 5's targets.

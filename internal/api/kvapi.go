@@ -558,7 +558,8 @@ func kvStatus(err error) int {
 	case errors.Is(err, kv.ErrInvalidKey), errors.Is(err, kv.ErrKeyTooLong), errors.Is(err, kv.ErrValueTooLarge),
 		errors.Is(err, kv.ErrTooManyOps), errors.Is(err, kv.ErrUnknownOp), errors.Is(err, kv.ErrInvalidCommand):
 		return http.StatusBadRequest
-	case errors.Is(err, errNoQuorum), errors.Is(err, store.ErrNoQuorum), errors.Is(err, store.ErrNoLeader):
+	case errors.Is(err, errNoQuorum), errors.Is(err, store.ErrNoQuorum), errors.Is(err, store.ErrNoLeader),
+		errors.Is(err, store.ErrOutcomeUnknown):
 		return http.StatusServiceUnavailable
 	}
 	return statusOf(err)
@@ -592,9 +593,20 @@ func (s *server) kvReadError(w http.ResponseWriter, r *http.Request, stale bool,
 
 // kvWriteError answers a failed write. A failed compare-and-set or check
 // is a 409 that says what the key holds now, so the client can retry; a
-// write that could not commit in time is a 503 that warns it may still
-// apply.
+// write whose outcome is unknown (it may have reached the leader, but
+// leadership moved, the link broke or time ran out before it was known to
+// commit) and one that could not commit in time are 503s that warn it may
+// still apply.
 func (s *server) kvWriteError(w http.ResponseWriter, r *http.Request, key string, err error) {
+	if errors.Is(err, store.ErrOutcomeUnknown) && r.Context().Err() == nil {
+		// Checked first: the error may also wrap a deadline or
+		// ErrNoLeader, and its code must not depend on which is found.
+		s.log.Warn("KV request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(Error{Error: outcomeUnknown(key, err), Code: store.Code(store.ErrOutcomeUnknown)})
+		return
+	}
 	if errors.Is(err, kv.ErrCheckFailed) {
 		c := KVConflict{Error: Error{Error: err.Error(), Code: store.Code(err)}, Key: key}
 		var ce *kv.CheckError
@@ -631,4 +643,16 @@ func (s *server) kvWriteError(w http.ResponseWriter, r *http.Request, key string
 		err = fmt.Errorf("%w: write not committed within %v: the cluster has no leader or this node cannot reach it; it may still apply later: %w", store.ErrNoLeader, kvWriteTimeout, err)
 	}
 	s.kvError(w, r, err)
+}
+
+// outcomeUnknown explains a write whose outcome is unknown and what to do
+// about it: read first, since retrying a compare-and-set that did apply
+// would fail on its own effect, and retrying a put could overwrite a
+// newer value.
+func outcomeUnknown(key string, err error) string {
+	what := "the write"
+	if key != "" {
+		what = fmt.Sprintf("the write to %q", key)
+	}
+	return fmt.Sprintf("%s may or may not have been applied: it reached the leader, or may have, but leadership moved, the link broke or time ran out before it was known to commit; read the key to see whether it did before retrying (%v)", what, err)
 }

@@ -62,6 +62,8 @@ type fakeKV struct {
 	// forwarded makes failed checks lose their details, as they do when a
 	// follower forwards the write to the leader.
 	forwarded bool
+	// writeErr, if set, fails every valid write with it before it applies.
+	writeErr error
 }
 
 func newFakeKV(opts kv.Options) *fakeKV {
@@ -79,6 +81,9 @@ func (f *fakeKV) apply(c kv.Command) (kv.Result, error) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.writeErr != nil {
+		return kv.Result{}, f.writeErr
+	}
 	f.index++
 	m, res, err := f.m.Apply(f.index, &c)
 	if err != nil {
@@ -472,6 +477,44 @@ func TestKVTxn(t *testing.T) {
 	}
 	if a := call(h, "GET", "/v1/kv/a?raw", ""); a.body != "2" {
 		t.Errorf("after the failed txn a = %q, want 2 (unchanged)", a.body)
+	}
+}
+
+// TestKVOutcomeUnknown: a write whose outcome is unknown is a 503 with
+// code outcome_unknown that tells the client to read before retrying,
+// whatever else the error wraps and also when it crossed the wire.
+func TestKVOutcomeUnknown(t *testing.T) {
+	errs := []struct {
+		name string
+		err  error
+	}{
+		{"leadership lost", fmt.Errorf("%w: leadership lost while committing", store.ErrOutcomeUnknown)},
+		// As consensus's rpc returns a lost answer from the leader, and as
+		// kvWriteError saw it before: a deadline and ErrNoLeader too.
+		{"link broke at the deadline", fmt.Errorf("%w: rpc kv to n1: %w: %w", store.ErrNoLeader, store.ErrOutcomeUnknown, context.DeadlineExceeded)},
+		{"forwarded", store.FromCode("outcome_unknown", "rpc kv: outcome unknown: leadership lost")},
+	}
+	writes := []struct{ method, target, body string }{
+		{"PUT", "/v1/kv/k", "v"},
+		{"PUT", "/v1/kv/k?cas=1", "v"},
+		{"DELETE", "/v1/kv/k", ""},
+		{"DELETE", "/v1/kv/k/?prefix", ""},
+		{"POST", "/v1/txn", `{"ops":[{"op":"put","key":"k","value":"v"}]}`},
+	}
+	for _, e := range errs {
+		for _, wr := range writes {
+			t.Run(e.name+"/"+wr.method+" "+wr.target, func(t *testing.T) {
+				f := newFakeKV(kv.Options{})
+				f.writeErr = e.err
+				a := call(newKVHandler(f), wr.method, wr.target, wr.body)
+				var got Error
+				a.json(t, &got)
+				if a.code != 503 || got.Code != "outcome_unknown" || !strings.Contains(got.Error, "may or may not have been applied") ||
+					!strings.Contains(got.Error, "read the key") {
+					t.Errorf("%s %s = %d %s, want 503 outcome_unknown saying to read the key first", wr.method, wr.target, a.code, a.body)
+				}
+			})
+		}
 	}
 }
 

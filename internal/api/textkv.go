@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"buoy/internal/kv"
+	"buoy/internal/store"
 )
 
 // TextBackend is what the line protocol reads and writes through. Get
@@ -382,6 +383,10 @@ func (s *TextServer) handle(ctx context.Context, line []byte) []byte {
 func errorLine(err error) []byte {
 	if errors.Is(err, kv.ErrNotFound) {
 		return []byte("ERROR not found\n")
+	}
+	if errors.Is(err, store.ErrOutcomeUnknown) {
+		// A fixed start a script can match, as for "ERROR not found".
+		return []byte("ERROR outcome unknown: the write may or may not have been applied; get the key to see before retrying\n")
 	}
 	msg := strings.Map(func(r rune) rune {
 		if r == '\n' || r == '\r' {

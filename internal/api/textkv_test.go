@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"buoy/internal/kv"
+	"buoy/internal/store"
 )
 
 func TestParseLine(t *testing.T) {
@@ -278,6 +279,21 @@ func TestTextServerBackendError(t *testing.T) {
 	io.WriteString(c, "set a b\n")
 	if got, _ := r.ReadString('\n'); got != "ERROR no leader: retry later\n" {
 		t.Errorf("backend error answer = %q, want one ERROR line", got)
+	}
+}
+
+// TestTextServerOutcomeUnknown: a write whose outcome is unknown gets an
+// answer a script can tell from other errors.
+func TestTextServerOutcomeUnknown(t *testing.T) {
+	b := newFakeTextBackend()
+	b.fail = fmt.Errorf("rpc kv to n1: %w: EOF", store.ErrOutcomeUnknown)
+	addr, _ := startText(t, &TextServer{Backend: b})
+	c, r := dialText(t, addr)
+	for _, line := range []string{"set a b", "kv del a"} {
+		io.WriteString(c, line+"\n")
+		if got, _ := r.ReadString('\n'); !strings.HasPrefix(got, "ERROR outcome unknown: ") || !strings.Contains(got, "get the key") {
+			t.Errorf("%q with the outcome unknown = %q, want ERROR outcome unknown: ... get the key ...", line, got)
+		}
 	}
 }
 

@@ -23,7 +23,11 @@ type rogue struct {
 	name string
 	id   *pki.Identity
 	net  *peer.Network
-	wg   sync.WaitGroup // the accept loop and one reader per control stream
+	wg   sync.WaitGroup // the accept loop, the keepalive and one reader per control stream
+	stop context.CancelFunc
+	// wmu serializes writes on the control streams (the test's and the
+	// keepalive's).
+	wmu sync.Mutex
 
 	// mu guards the following fields.
 	mu      sync.Mutex
@@ -66,11 +70,40 @@ func newRogue(t *testing.T, c *Cluster, name string) *rogue {
 	if err != nil {
 		t.Fatalf("rogue peer network: %v", err)
 	}
-	r := &rogue{name: name, id: id, net: pn, streams: map[string]*peer.Stream{}}
+	ctx, stop := context.WithCancel(context.Background())
+	r := &rogue{name: name, id: id, net: pn, stop: stop, streams: map[string]*peer.Stream{}}
 	ln := pn.Listen(wire.KindControl)
 	r.wg.Go(func() { r.accept(ln) })
+	r.wg.Go(func() { r.keepalive(ctx) })
 	t.Cleanup(r.close)
 	return r
+}
+
+// keepalive sends an empty heartbeat (no view, no record) on every open
+// control stream twice a second, as a real node's sender does every
+// second, so that victims do not find the rogue's links silent and
+// replace them under the test. It ends when ctx does.
+func (r *rogue) keepalive(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		r.mu.Lock()
+		streams := make([]*peer.Stream, 0, len(r.streams))
+		for _, st := range r.streams {
+			streams = append(streams, st)
+		}
+		r.mu.Unlock()
+		for _, st := range streams {
+			r.wmu.Lock()
+			_ = wire.WriteControl(st, wire.ControlMsg{Type: wire.ControlHeartbeat, Heartbeat: &wire.Heartbeat{SentAt: time.Now().UnixNano()}})
+			r.wmu.Unlock()
+		}
+	}
 }
 
 // accept reads the control streams victims open to us; it ends when the
@@ -100,29 +133,45 @@ func (r *rogue) read(st *peer.Stream) {
 }
 
 func (r *rogue) close() {
+	r.stop()
 	r.net.Close()
 	r.wg.Wait()
 }
 
-// send writes m on our control stream to victim, opening it first.
+// send writes m on our control stream to victim, opening it first. Should
+// the link have been replaced meanwhile (a victim's probe), the stream is
+// opened again on the new one, as a real node's sender does.
 func (r *rogue) send(t *testing.T, victim string, m wire.ControlMsg) {
 	t.Helper()
-	r.mu.Lock()
-	st := r.streams[victim]
-	r.mu.Unlock()
-	if st == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		var err error
-		if st, err = r.net.Open(ctx, victim, wire.KindControl); err != nil {
-			t.Fatalf("rogue: open control stream to %s: %v", victim, err)
-		}
+	for attempt := 0; ; attempt++ {
 		r.mu.Lock()
-		r.streams[victim] = st
+		st := r.streams[victim]
 		r.mu.Unlock()
-	}
-	if err := wire.WriteControl(st, m); err != nil {
-		t.Fatalf("rogue: send %s to %s: %v", m.Type, victim, err)
+		if st == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			var err error
+			st, err = r.net.Open(ctx, victim, wire.KindControl)
+			cancel()
+			if err != nil {
+				t.Fatalf("rogue: open control stream to %s: %v", victim, err)
+			}
+			r.mu.Lock()
+			r.streams[victim] = st
+			r.mu.Unlock()
+		}
+		r.wmu.Lock()
+		err := wire.WriteControl(st, m)
+		r.wmu.Unlock()
+		if err == nil {
+			return
+		}
+		if attempt > 0 {
+			t.Fatalf("rogue: send %s to %s: %v", m.Type, victim, err)
+		}
+		st.Close()
+		r.mu.Lock()
+		delete(r.streams, victim)
+		r.mu.Unlock()
 	}
 }
 

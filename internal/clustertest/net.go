@@ -72,6 +72,25 @@ func (c *Cluster) ChangeAddr(name string) netip.Addr {
 	return a
 }
 
+// MoveSilently gives a node a new address as ChangeAddr does, but the
+// way a Linux host's `ip addr` change leaves its connections (netsim's
+// MoveSilently): they are not reset, they go silent in both directions,
+// and only the nodes' own timeouts (missed heartbeats) notice. It returns
+// the new address.
+func (c *Cluster) MoveSilently(name string) netip.Addr {
+	c.t.Helper()
+	n := c.MustGet(name)
+	var a netip.Addr
+	if n.NAT != nil {
+		a = n.NAT.freshLANAddr()
+	} else {
+		a = c.freshAddr()
+	}
+	n.Host.MoveSilently(a)
+	n.Addr = a
+	return a
+}
+
 // ChangeNATAddr gives a NAT a fresh public address, as a home router gets
 // a new one from its ISP: every connection through the old one is reset,
 // and the nodes behind it are not told. It returns the new address.

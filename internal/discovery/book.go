@@ -140,6 +140,9 @@ type peerEntry struct {
 	rec    Record            // valid if signed.Sig != nil
 	signed wire.SignedRecord // as received, to forward unchanged
 	recAt  time.Time         // when rec was accepted
+	// knownNAT is the last class other than NATUnknown its records
+	// showed.
+	knownNAT NAT
 
 	up        bool
 	upRemote  netip.Addr // the current link's remote IP; invalid if relayed
@@ -247,6 +250,9 @@ func (b *Book) Merge(sr wire.SignedRecord, now time.Time) (Record, Outcome, erro
 		}
 	}
 	p.rec = rec.clone()
+	if rec.NAT != NATUnknown && rec.NAT != "" {
+		p.knownNAT = rec.NAT
+	}
 	p.signed = wire.SignedRecord{Record: sr.Record, Sig: slices.Clone(sr.Sig)}
 	p.signed.Record.Addrs = slices.Clone(sr.Record.Addrs)
 	p.signed.Record.LAN = slices.Clone(sr.Record.LAN)
@@ -281,6 +287,17 @@ func (b *Book) Record(node string) (Record, bool) {
 		return Record{}, false
 	}
 	return p.rec.clone(), true
+}
+
+// KnownNAT returns the last NAT class other than NATUnknown that node's
+// records showed, or NATUnknown if none did (see Self).
+func (b *Book) KnownNAT(node string) NAT {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p := b.peers[node]; p != nil && p.knownNAT != "" {
+		return p.knownNAT
+	}
+	return NATUnknown
 }
 
 // Signed returns the signed records held for the named nodes, or for all
@@ -349,11 +366,17 @@ func (b *Book) Hint(peer string, addr netip.AddrPort, now time.Time) error {
 // where the peer is (its port is an ephemeral one, so the candidate uses
 // the peer's listening port). An invalid remote (a relayed link) only
 // marks the peer up.
+//
+// A link may replace one that is still up (a probe replaced a silent
+// link); see LinkDown for what becomes of the old link's address.
 func (b *Book) LinkUp(peer string, remote netip.AddrPort, outbound bool, now time.Time) {
 	remote = canon(remote)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	p := b.entryLocked(peer)
+	if p.upRemote != remote.Addr() {
+		p.dropUnlistedLocked(p.upRemote)
+	}
 	p.up, p.upRemote = true, netip.Addr{}
 	if !remote.IsValid() || !unicast(remote.Addr()) {
 		return
@@ -371,6 +394,13 @@ func (b *Book) LinkUp(peer string, remote netip.AddrPort, outbound bool, now tim
 
 // LinkDown records that the link to peer closed. The peer becomes due in
 // Wanted at once.
+//
+// Merge keeps the evidence of the current link's address even when the
+// record does not list it (the link may have been made after the record
+// was issued). Once that link is gone, or replaced by one at another
+// address, its evidence older than the record goes, as Merge would have
+// dropped it: otherwise a dial that worked before the peer moved would
+// still rank above everything the record says.
 func (b *Book) LinkDown(peer string, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -378,8 +408,25 @@ func (b *Book) LinkDown(peer string, now time.Time) {
 	if p == nil {
 		return
 	}
+	p.dropUnlistedLocked(p.upRemote)
 	p.up = false
 	p.queriedAt = time.Time{}
+}
+
+// dropUnlistedLocked forgets the evidence of ip that is older than the
+// record, if the record does not list ip.
+func (p *peerEntry) dropUnlistedLocked(ip netip.Addr) {
+	if !ip.IsValid() || !p.hasRecord() || containsIP(p.rec.Addrs, ip) || containsIP(p.rec.LAN, ip) {
+		return
+	}
+	for ap, at := range p.worked {
+		if ap.Addr() == ip && at.Before(p.recAt) {
+			delete(p.worked, ap)
+		}
+	}
+	if at, ok := p.observed[ip]; ok && at.Before(p.recAt) {
+		delete(p.observed, ip)
+	}
 }
 
 // DialFailed records that dialing peer at addr failed.

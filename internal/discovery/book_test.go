@@ -207,6 +207,20 @@ func TestCandidates(t *testing.T) {
 		{"evidence as new as the link but from another address goes", []op{
 			record(pi2, 0), up("198.51.100.50:7300", false, 6), down(6), up("203.0.113.20:7300", false, 6), record(moved, 7),
 		}, 7, "203.0.113.20:7300 (observed)"},
+		{"a link replacing one the record does not list drops its evidence", []op{
+			record(pi2, 0), up("198.51.100.50:7300", true, 1), record(moved, 6), // kept: the link is up
+			up("203.0.113.20:50000", false, 7), // a probe from the new address replaces it
+		}, 7, "203.0.113.20:7300 (observed)"},
+		{"a link replacing one the record lists keeps its evidence", []op{
+			record(pi2, 0), up("198.51.100.50:7300", true, 1), up("192.0.2.11:50000", false, 7),
+		}, 7, "198.51.100.50:7300 (worked), 192.0.2.11:7300 (observed), [2001:db8::2]:7300 (record)"},
+		{"a link the record does not list that drops loses its evidence", []op{
+			record(pi2, 0), up("198.51.100.50:7300", true, 1), record(moved, 6), down(7),
+			up("203.0.113.20:50000", false, 8),
+		}, 8, "203.0.113.20:7300 (observed)"},
+		{"evidence newer than the record stays when its link is replaced", []op{
+			record(pi2, 0), up("203.0.113.9:7300", true, 1), up("203.0.113.20:50000", false, 7),
+		}, 7, "203.0.113.9:7300 (worked), 203.0.113.20:7300 (observed), 198.51.100.50:7300 (record), [2001:db8::2]:7300 (record)"},
 		{"observed without a record uses the hint's port", []op{
 			hint("192.0.2.99:7400", 0), up("203.0.113.5:41234", false, 1),
 		}, 1, "203.0.113.5:7400 (observed), 192.0.2.99:7400 (hint)"},
@@ -419,5 +433,35 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if got := self.Address(IPv4); got != ip(pub4) {
 		t.Errorf("Address(IPv4) = %v, want %v", got, pub4)
+	}
+}
+
+// TestKnownNAT: the Book remembers the last NAT class other than unknown
+// that a peer's records showed.
+func TestKnownNAT(t *testing.T) {
+	keys := newKeyring("pi1", "pi2")
+	b := newTestBook(t, keys)
+	steps := []struct {
+		nat  NAT
+		want NAT
+	}{
+		{NATUnknown, NATUnknown},
+		{NATCone, NATCone},
+		{NATUnknown, NATCone}, // lost its outside links: still behind the NAT
+		{NATNone, NATNone},
+		{NATUnknown, NATNone},
+	}
+	for i, st := range steps {
+		r := pi2Record(uint64(i + 1))
+		r.NAT = st.nat
+		if _, out, err := b.Merge(keys.sign(t, r), at(i)); out != Accepted {
+			t.Fatalf("Merge(incarnation %d) = %v, %v", i+1, out, err)
+		}
+		if got := b.KnownNAT("pi2"); got != st.want {
+			t.Errorf("after a record with NAT %q: KnownNAT(pi2) = %q, want %q", st.nat, got, st.want)
+		}
+	}
+	if got := b.KnownNAT("vps"); got != NATUnknown {
+		t.Errorf("KnownNAT(unknown peer) = %q, want %q", got, NATUnknown)
 	}
 }

@@ -95,6 +95,9 @@ func (n NAT) rank() int {
 // Implementations must not call back into Self.
 type RecordSource interface {
 	Record(node string) (Record, bool)
+	// KnownNAT returns the last NAT class other than NATUnknown that
+	// node's records showed, or NATUnknown if none did.
+	KnownNAT(node string) NAT
 }
 
 // SelfConfig configures a Self.
@@ -390,7 +393,13 @@ func (s *Self) ballot(o Observation, f Family) (ip netip.Addr, derived, ok bool)
 			// An observer whose class is unknown but whose record has
 			// such an address has just lost every link out of the LAN
 			// (its router's address changed): it counts as behind the
-			// NAT too, or it would vote for our LAN address.
+			// NAT too, or it would vote for our LAN address. Only if
+			// its records showed it behind a NAT before, though: a
+			// public node that just moved looks the same for a moment
+			// (its old address voted, its new one local, no class), and
+			// taking it for a neighbour made the nodes that did so vote
+			// its old address for themselves, which made it and them
+			// hold each other there for good.
 			//
 			// Its public address is only its own vote, as old as ours
 			// when the router's address changes, so it weighs half an
@@ -398,7 +407,7 @@ func (s *Self) ballot(o Observation, f Family) (ip netip.Addr, derived, ok bool)
 			// two such neighbours would hold each other on the old
 			// address for ever.
 			switch {
-			case pub.IsValid() && (rec.NAT.Translated() || rec.NAT == NATUnknown):
+			case pub.IsValid() && (rec.NAT.Translated() || rec.NAT == NATUnknown && s.peers.KnownNAT(o.Observer).Translated()):
 				return pub, true, true
 			case rec.NAT.Translated():
 				return netip.Addr{}, false, false

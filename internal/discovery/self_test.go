@@ -161,10 +161,35 @@ func TestVote(t *testing.T) {
 	}
 }
 
-// records is a RecordSource for tests.
-type records map[string]Record
+// records is a RecordSource for tests: the records held, and the NAT
+// class earlier records showed (that of the record held if not given).
+type records struct {
+	recs  map[string]Record
+	known map[string]NAT
+}
 
-func (r records) Record(node string) (Record, bool) { rec, ok := r[node]; return rec, ok }
+func holding(recs ...Record) records {
+	r := records{recs: map[string]Record{}, known: map[string]NAT{}}
+	for _, rec := range recs {
+		r.recs[rec.Node] = rec
+	}
+	return r
+}
+
+// before says the node's earlier records showed class nat.
+func (r records) before(node string, nat NAT) records { r.known[node] = nat; return r }
+
+func (r records) Record(node string) (Record, bool) { rec, ok := r.recs[node]; return rec, ok }
+
+func (r records) KnownNAT(node string) NAT {
+	if nat, ok := r.known[node]; ok {
+		return nat
+	}
+	if rec, ok := r.recs[node]; ok {
+		return rec.NAT
+	}
+	return NATUnknown
+}
 
 func TestVoteBehindSameNAT(t *testing.T) {
 	// pi1 (this node, 192.0.2.10) and pi2 (192.0.2.11) sit behind one
@@ -186,14 +211,19 @@ func TestVoteBehindSameNAT(t *testing.T) {
 		want  string
 	}{
 		{"no records: a LAN view ties and sticks", nil, "", "192.0.2.10"},
-		{"pi2 votes its public address", records{"pi2": pi2}, "", pub4},
-		{"pi2 without a public address abstains", records{"pi2": pi2Wrong}, "", pub4},
-		{"pi2 not behind NAT counts as seen", records{"pi2": pi2Public}, "", "192.0.2.10"},
+		{"pi2 votes its public address", holding(pi2), "", pub4},
+		{"pi2 without a public address abstains", holding(pi2Wrong), "", pub4},
+		{"pi2 not behind NAT counts as seen", holding(pi2Public), "", "192.0.2.10"},
 		// The router's address changed: the VPS sees the new one (other4),
 		// pi2 still believes the old one, or has lost its outside links
 		// and knows no class; the one that saw wins.
-		{"router moved: the VPS outweighs pi2's old view", records{"pi2": pi2}, other4, other4},
-		{"router moved: pi2 with unknown NAT passes on its view", records{"pi2": pi2Unknown}, other4, other4},
+		{"router moved: the VPS outweighs pi2's old view", holding(pi2), other4, other4},
+		{"router moved: pi2 with unknown NAT passes on its view", holding(pi2Unknown).before("pi2", NATCone), other4, other4},
+		// pi2 is a public node that just moved: its record still has
+		// its old address, its new one is local, its class unknown. It
+		// was never behind a NAT, so it is no neighbour: what it sees
+		// counts (a tie, which keeps our address), not its old address.
+		{"public pi2 just moved: its view counts as seen", holding(pi2Unknown).before("pi2", NATNone), other4, "192.0.2.10"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -397,7 +427,9 @@ func TestNAT(t *testing.T) {
 func TestOutsideLinksDrop(t *testing.T) {
 	pi2 := Record{Node: "pi2", Incarnation: 1, NAT: NATUnknown, Port: 7300, Issued: t0,
 		Addrs: []netip.AddrPort{netip.AddrPortFrom(ip(pub4), 7300)}, LAN: []netip.AddrPort{ap("192.0.2.11:7300")}}
-	s := NewSelf(SelfConfig{Peers: records{"pi2": pi2}})
+	// pi2's records showed it behind the NAT before its outside links
+	// dropped too.
+	s := NewSelf(SelfConfig{Peers: holding(pi2).before("pi2", NATCone)})
 	for _, o := range []Observation{
 		{Observer: "vps", Seen: ap(pub4 + ":41000"), Local: ap(lan4), Outbound: true, At: at(0)},
 		{Observer: "pi2", Seen: ap(lan4), Local: ap(lan4), Remote: ap("192.0.2.11:7300"), At: at(0)},

@@ -29,8 +29,11 @@ type link struct {
 	ends    [2]*conn
 	pipes   [2]pipe // pipes[i] carries what ends[i] writes
 	stalled bool    // the path is cut: nothing new arrives
-	latency time.Duration
-	broken  bool // reset by an IP change, Down or a listener's Close
+	// orphaned: an end's address is gone (MoveSilently); the link stays
+	// stalled for good.
+	orphaned bool
+	latency  time.Duration
+	broken   bool // reset by an IP change, Down or a listener's Close
 
 	// wake broadcasts when the earliest in-flight segment arrives.
 	wake    *time.Timer
@@ -166,7 +169,19 @@ func (l *link) onWake(gen uint64) {
 func (l *link) setStalled(stalled bool, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.stalled == stalled || l.broken {
+	l.setStalledLocked(stalled, now)
+}
+
+// orphan stalls the link for good: one end's address is gone.
+func (l *link) orphan(now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.setStalledLocked(true, now)
+	l.orphaned = true
+}
+
+func (l *link) setStalledLocked(stalled bool, now time.Time) {
+	if l.stalled == stalled || l.broken || l.orphaned {
 		return
 	}
 	l.stalled = stalled

@@ -14,7 +14,8 @@
 //   - a dial to a host with no listener on the port is refused at once
 //     (syscall.ECONNREFUSED);
 //   - an IP change or a host going down resets the connections it carried
-//     (syscall.ECONNRESET on both ends);
+//     (syscall.ECONNRESET on both ends); MoveSilently changes addresses
+//     the way Linux does, leaving the connections silent instead;
 //   - a partition stalls existing connections: writes fill the buffer and
 //     then block, reads block, and everything resumes on Heal.
 //
@@ -200,6 +201,32 @@ func (h *Host) SetAddrs(addrs ...netip.Addr) {
 		for side, end := range l.ends {
 			if l.hosts[side] == h && !slices.Contains(h.addrs, end.local.Addr()) {
 				n.breakLinkLocked(l)
+				break
+			}
+		}
+	}
+	n.notifyLocked()
+}
+
+// MoveSilently replaces the host's addresses as SetAddrs does, but the
+// way a Linux host's `ip addr` change leaves its connections: those whose
+// local end on this host used an address that is gone are not reset, they
+// go silent. Nothing arrives on them any more, in either direction (what
+// this host sends leaves from an address nobody routes back to, what the
+// far end sends goes to an address nobody holds); writes fill the buffer
+// and then block, reads block, a Close reaches nobody, and Heal does not
+// revive them. Only the ends' own timeouts notice. Like AddHost, it
+// panics if an address is held by another host.
+func (h *Host) MoveSilently(addrs ...netip.Addr) {
+	n := h.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.assignLocked(h, addrs)
+	now := time.Now()
+	for l := range n.links {
+		for side, end := range l.ends {
+			if l.hosts[side] == h && !slices.Contains(h.addrs, end.local.Addr()) {
+				l.orphan(now)
 				break
 			}
 		}

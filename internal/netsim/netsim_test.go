@@ -614,3 +614,52 @@ func TestLatency(t *testing.T) {
 		})
 	})
 }
+
+// TestMoveSilently: an address change that leaves the host's connections
+// silent, as Linux does, instead of reset.
+func TestMoveSilently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, a, b, ln := twoHosts(t)
+		c, s := connect(t, a, ln, "198.51.100.1:7300")
+		mustRoundTrip(t, c, s, "before")
+		a.MoveSilently(ipA2)
+
+		// Both ends' writes are taken (buffered), nothing arrives either
+		// way, and a close tells the other end nothing: only deadlines
+		// end their waits.
+		for _, w := range []struct {
+			name string
+			from net.Conn
+		}{{"dialer", c}, {"acceptor", s}} {
+			if n, err := w.from.Write([]byte("into the void")); n != len("into the void") || err != nil {
+				t.Errorf("%s Write after the move = %d, %v; want it buffered", w.name, n, err)
+			}
+		}
+		for _, r := range []struct {
+			name string
+			conn net.Conn
+		}{{"dialer", c}, {"acceptor", s}} {
+			r.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := r.conn.Read(make([]byte, 64)); !isTimeout(err) {
+				t.Errorf("%s Read after the move = %d, %v; want a timeout", r.name, n, err)
+			}
+			r.conn.SetReadDeadline(time.Time{})
+		}
+		n.HealAll() // not a cut: nothing to heal
+		c.Close()
+		s.SetReadDeadline(time.Now().Add(time.Minute))
+		if n, err := s.Read(make([]byte, 64)); !isTimeout(err) {
+			t.Errorf("acceptor Read after the dialer's Close = %d, %v; want a timeout, not data or EOF", n, err)
+		}
+
+		// The far end dials the old address in vain; the moved host
+		// dials from its new one.
+		if conn, err := dialTimeout(b, "192.0.2.1:7300", 10*time.Second); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("dial to the old address = %v, %v; want a timeout", conn, err)
+		}
+		_, s2 := connect(t, a, ln, "198.51.100.1:7300")
+		if got := s2.RemoteAddr().(*net.TCPAddr).AddrPort().Addr(); got != ipA2 {
+			t.Errorf("after the move, acceptor sees source %v, want %v", got, ipA2)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	"buoy/internal/wire"
@@ -20,15 +21,35 @@ type dialCall struct {
 	done chan struct{} // closed when l and err are set
 	l    *link
 	err  error
-
-	// The following fields are guarded by Network.mu.
-	stale   bool               // Kick: the candidates changed, start over
-	abandon context.CancelFunc // ends the attempt on the current address
+	// kick (capacity 1) tells the running race that the candidates
+	// changed (Kick).
+	kick chan struct{}
 }
 
+// Session intents: the byte a dialer sends right after the TLS handshake,
+// before yamux starts. Only the connection that won the dial race gets
+// one; the accepting side drops a connection closed before it.
+const (
+	// intentLink starts an ordinary session.
+	intentLink byte = 1
+	// intentProbe starts a session that replaces the current one, which
+	// the dialer found silent (see Network.probe).
+	intentProbe byte = 2
+)
+
+// dialStagger is how long a dial race waits for one candidate before it
+// starts the next one as well (RFC 8305's connection attempt delay). A
+// failed attempt starts the next one at once.
+const dialStagger = 250 * time.Millisecond
+
+// maxProbeTimeout bounds each attempt of a probe: a live peer answers a
+// handshake within a few round trips, and a probe that waits longer is
+// only holding a dead address.
+const maxProbeTimeout = 3 * time.Second
+
 // Open returns a new stream to name with the kind header already written,
-// establishing the session first if there is none (trying the Resolve
-// candidates in order, each within HandshakeTimeout and ctx's deadline).
+// establishing the session first if there is none (racing the Resolve
+// candidates, each within HandshakeTimeout and ctx's deadline; see race).
 // Concurrent Opens to the same name share one dial.
 //
 // Open returns only once the peer's listener for kind has taken the stream
@@ -132,7 +153,7 @@ func (n *Network) connect(ctx context.Context, name string) (*link, error) {
 	}
 	call := n.dials[name]
 	if call == nil {
-		call = &dialCall{done: make(chan struct{})}
+		call = &dialCall{done: make(chan struct{}), kick: make(chan struct{}, 1)}
 		dctx, cancel := context.WithCancel(n.ctx)
 		if dl, ok := ctx.Deadline(); ok {
 			cancel()
@@ -165,9 +186,9 @@ func (n *Network) connect(ctx context.Context, name string) (*link, error) {
 	}
 }
 
-// runDial tries each candidate address of name in order and adopts the
-// first session that comes up. It exits when a candidate succeeds, all
-// fail, or ctx ends (Close or the first caller's deadline).
+// runDial races the candidate addresses of name (see race) and adopts the
+// session that wins. It exits when a candidate succeeds, all fail, or ctx
+// ends (Close or the first caller's deadline).
 func (n *Network) runDial(ctx context.Context, name string, call *dialCall) {
 	defer func() {
 		n.mu.Lock()
@@ -175,51 +196,134 @@ func (n *Network) runDial(ctx context.Context, name string, call *dialCall) {
 		n.mu.Unlock()
 		close(call.done)
 	}()
+	conn, err := n.race(ctx, name, raceOpts{timeout: n.cfg.HandshakeTimeout, kick: call.kick})
+	if err != nil {
+		call.err = fmt.Errorf("dial %s: %w", name, err)
+		return
+	}
+	l, err := n.commit(conn, name, intentLink)
+	if err != nil {
+		call.err = fmt.Errorf("dial %s: %w", name, err)
+		return
+	}
+	call.l, call.err = n.adopt(l)
+}
+
+// attempt is the outcome of one candidate of a race.
+type attempt struct {
+	addr string
+	conn *tls.Conn
+	err  error
+}
+
+// raceOpts tune a race.
+type raceOpts struct {
+	timeout time.Duration   // for each attempt
+	kick    <-chan struct{} // new candidates: start them at once
+	// directOnly drops relayed connections before their handshake.
+	directOnly bool
+}
+
+// errRelayed fails an attempt of a race for a direct connection that
+// reached the peer through a relay.
+var errRelayed = errors.New("relayed, and a direct connection is wanted")
+
+// race dials name at every candidate Resolve gives, best first, one more
+// every dialStagger or as soon as one fails, each within o.timeout, and
+// returns the first connection whose handshake completes; the others are
+// cancelled, and closed if they complete too, before any intent byte is
+// sent. A receive on o.kick resolves the candidates again: those not
+// under way (new ones, and failed ones) replace the queue, in the order
+// Resolve gives now, and the first of them starts at once, while the
+// attempts under way go on.
+// race returns when one attempt succeeds, all have failed with none left
+// to start, or ctx ends. It must run on a tracked goroutine.
+func (n *Network) race(ctx context.Context, name string, o raceOpts) (*tls.Conn, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan attempt)
+	lost := make(chan struct{}) // closed on return: late winners close themselves
+	defer close(lost)
+
+	var (
+		queue   []string
+		running = map[string]bool{}
+		errs    []error
+	)
+	refill := func() {
+		if n.cfg.Resolve == nil {
+			return
+		}
+		queue = queue[:0]
+		for _, a := range n.cfg.Resolve(name) {
+			if a != "" && !running[a] && !slices.Contains(queue, a) {
+				queue = append(queue, a)
+			}
+		}
+	}
+	startNext := func() {
+		addr := queue[0]
+		queue = queue[1:]
+		running[addr] = true
+		n.wg.Go(func() {
+			conn, err := n.handshake(ctx, name, addr, o.timeout, o.directOnly)
+			select {
+			case results <- attempt{addr: addr, conn: conn, err: err}:
+			case <-lost:
+				if conn != nil {
+					conn.Close()
+				}
+			}
+		})
+	}
+	refill()
+	if len(queue) == 0 {
+		return nil, ErrNoAddress
+	}
+	stagger := time.NewTimer(dialStagger)
+	defer stagger.Stop()
+	startNext()
 	for {
-		var addrs []string
-		if n.cfg.Resolve != nil {
-			addrs = n.cfg.Resolve(name)
+		if len(running) == 0 && len(queue) == 0 {
+			return nil, errors.Join(errs...)
 		}
-		if len(addrs) == 0 {
-			call.err = fmt.Errorf("dial %s: %w", name, ErrNoAddress)
-			return
-		}
-		var errs []error
-		restart := false
-		for _, addr := range addrs {
-			actx, abandon := context.WithCancel(ctx)
-			n.mu.Lock()
-			call.abandon = abandon
-			n.mu.Unlock()
-			l, err := n.dialAddr(actx, name, addr)
-			abandon()
-			n.mu.Lock()
-			call.abandon = nil
-			restart, call.stale = call.stale, false
-			n.mu.Unlock()
-			if err == nil {
-				call.l, call.err = n.adopt(l)
-				return
+		select {
+		case r := <-results:
+			delete(running, r.addr)
+			if r.err == nil {
+				return r.conn, nil
 			}
-			errs = append(errs, err)
-			if ctx.Err() != nil || restart {
-				break
+			errs = append(errs, r.err)
+			if len(queue) > 0 {
+				startNext()
+				stagger.Reset(dialStagger)
 			}
+		case <-stagger.C:
+			if len(queue) > 0 {
+				startNext()
+				stagger.Reset(dialStagger)
+			}
+		case <-o.kick:
+			// A dial to an address the peer has left waits for the
+			// timeout, as a SYN into the void does: try what the caller
+			// knows now without waiting for it.
+			refill()
+			if len(queue) > 0 {
+				startNext()
+				stagger.Reset(dialStagger)
+			}
+		case <-ctx.Done():
+			return nil, errors.Join(append(errs, ctx.Err())...)
 		}
-		if !restart || ctx.Err() != nil {
-			call.err = fmt.Errorf("dial %s: %w", name, errors.Join(errs...))
-			return
-		}
-		// Kicked: a dial to an address the peer has left waits for
-		// HandshakeTimeout, as a SYN into the void does; start again
-		// with the candidates the caller knows now.
 	}
 }
 
-// dialAddr opens a raw connection to addr and runs the client handshake,
-// expecting the node name at the other end.
-func (n *Network) dialAddr(ctx context.Context, name, addr string) (*link, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.cfg.HandshakeTimeout)
+// handshake opens a raw connection to addr and runs the client handshake,
+// expecting the node name at the other end, all within timeout. With
+// directOnly, a relayed raw connection is closed before the handshake. The
+// connection is not committed to any use yet (see commit).
+func (n *Network) handshake(ctx context.Context, name, addr string, timeout time.Duration, directOnly bool) (*tls.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var (
 		raw net.Conn
@@ -234,7 +338,11 @@ func (n *Network) dialAddr(ctx context.Context, name, addr string) (*link, error
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
-	conn := tls.Client(raw, n.clientTLS(name))
+	if directOnly && raw.RemoteAddr() != nil && raw.RemoteAddr().Network() == RelayNetwork {
+		raw.Close()
+		return nil, fmt.Errorf("%s: %w", addr, errRelayed)
+	}
+	conn := tls.Client(newLiveConn(raw), n.clientTLS(name))
 	if err := conn.HandshakeContext(ctx); err != nil {
 		raw.Close()
 		reason := refusalReason(err)
@@ -250,12 +358,35 @@ func (n *Network) dialAddr(ctx context.Context, name, addr string) (*link, error
 		}
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
+	return conn, nil
+}
+
+// commit sends intent on a handshaken connection and starts its session.
+// The connection is closed if that fails.
+func (n *Network) commit(conn *tls.Conn, name string, intent byte) (*link, error) {
+	_ = conn.SetWriteDeadline(time.Now().Add(n.cfg.HandshakeTimeout))
+	if _, err := conn.Write([]byte{intent}); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("start session with %s: %w", name, err)
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
 	l, err := n.newLink(conn, name, false)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
+	l.probe = intent == intentProbe
 	return l, nil
+}
+
+// dialAddr dials name at addr alone and starts an ordinary session, not
+// adopted yet.
+func (n *Network) dialAddr(ctx context.Context, name, addr string) (*link, error) {
+	conn, err := n.handshake(ctx, name, addr, n.cfg.HandshakeTimeout, false)
+	if err != nil {
+		return nil, err
+	}
+	return n.commit(conn, name, intentLink)
 }
 
 // keeper is the background dialer of one kept name.
@@ -301,26 +432,30 @@ func (n *Network) Keep(names []string) {
 	}
 }
 
-// Kick resets the backoff of a kept name and retries at once, for when a
-// new address was learned. A dial to name in progress (kept or not) gives
-// up its current address and starts over with Resolve's new candidates;
-// its callers keep waiting for it.
+// Kick is for when a new address of name was learned. It resets the
+// backoff of a kept name and retries at once. A dial to name in progress
+// (kept or not) starts Resolve's new candidates at once, next to the
+// attempts under way; its callers keep waiting for it. A session with name
+// that is suspect (silent for SuspectAfter) is probed at the new
+// candidates at once; a healthy one is left alone.
 func (n *Network) Kick(name string) {
 	n.mu.Lock()
-	k := n.keepers[name]
+	var kicks []chan struct{}
+	if k := n.keepers[name]; k != nil {
+		kicks = append(kicks, k.kick)
+	}
 	if call := n.dials[name]; call != nil {
-		call.stale = true
-		if call.abandon != nil {
-			call.abandon()
-		}
+		kicks = append(kicks, call.kick)
+	}
+	if l := n.links[name]; l != nil {
+		kicks = append(kicks, l.kick)
 	}
 	n.mu.Unlock()
-	if k == nil {
-		return
-	}
-	select {
-	case k.kick <- struct{}{}:
-	default:
+	for _, c := range kicks {
+		select {
+		case c <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -328,9 +463,11 @@ func (n *Network) Kick(name string) {
 // without name, or Close).
 //
 // Backoff doubles from MinBackoff to MaxBackoff after each failed dial.
-// It resets when a session has stayed up for at least MaxBackoff, after
-// which a drop is redialed at once; a session that drops sooner counts as
-// a failure, so a peer that accepts and drops at once is not hammered.
+// It resets when a session has stayed up for at least stableSession (or
+// MaxBackoff if that is shorter), after which a drop is redialed at once;
+// a session that drops sooner counts as a failure, so a peer that accepts
+// and drops at once is not hammered. A session that is replaced (by a
+// probe, or a newer dial) is followed, not counted.
 func (n *Network) keepLoop(ctx context.Context, name string, k *keeper) {
 	backoff := n.cfg.MinBackoff
 	var watched *link // the last live session seen, to judge how long it lived
@@ -346,7 +483,7 @@ func (n *Network) keepLoop(ctx context.Context, name string, k *keeper) {
 			continue
 		}
 		if watched != nil {
-			stable := time.Since(watched.since) >= n.cfg.MaxBackoff
+			stable := time.Since(watched.since) >= min(stableSession, n.cfg.MaxBackoff)
 			watched = nil
 			if stable {
 				backoff = n.cfg.MinBackoff
@@ -376,6 +513,14 @@ func (n *Network) keepLoop(ctx context.Context, name string, k *keeper) {
 		}
 	}
 }
+
+// stableSession is how long a session must have lasted for its end to be
+// redialed at once. A peer that drops us on purpose does so within a
+// round trip or two of the handshake; a session that carried the link for
+// a second was a working one, and the peer (or our address) just moved,
+// as addresses on home links do several times in a row when a router
+// reboots.
+const stableSession = time.Second
 
 // jitter spreads d by ±20% so nodes that lost each other at the same
 // moment do not redial in lockstep.

@@ -15,12 +15,28 @@
 // stream by echoing the kind byte once a listener has taken it, so Open
 // returns only streams the peer accepted on a session it kept.
 //
+// A dial tries every candidate address of the peer at once, staggered
+// (happy eyeballs): the first TLS handshake to complete wins, and only the
+// winner is used. So that the accepting side never adopts a loser, the
+// dialer sends one byte after the handshake saying what the connection is
+// for (an ordinary link, or a probe); the accepting side starts yamux only
+// once that byte has arrived.
+//
 // When both nodes of a pair dial each other at once, both keep the
-// session dialed by the lexicographically smaller name. The losing session
-// is closed at once if it never carried a stream here; if it did, it is
-// retired: no longer used for new streams here, and closed once its streams
-// are done (or after a grace period), so streams opened during the race
-// are not cut.
+// session dialed by the lexicographically smaller name; a direct session
+// wins over a relayed one. The losing session is closed at once if it
+// never carried a stream here; if it did, it is retired: no longer used
+// for new streams here, and closed once its streams are done (or after a
+// grace period), so streams opened during the race are not cut.
+//
+// With Config.SuspectAfter set, a session on which nothing has arrived for
+// that long is suspect: the Network probes the peer (a dial to all its
+// candidates, in the background) without closing the session. If the
+// probe's handshake completes while the session is still silent, the probe
+// replaces it on both ends at once, whatever the tie-break says: this is
+// how a node whose address changed (its old connections go silent, they
+// are not reset) links up again within about one heartbeat. A false
+// suspicion costs only the probe's dial.
 package peer
 
 import (
@@ -31,6 +47,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"sync"
 	"time"
@@ -42,7 +59,9 @@ import (
 const (
 	// ALPNPeer marks a member link: the client must present a certificate
 	// from the cluster CA whose name is a current member.
-	ALPNPeer = "buoy/1"
+	// Version 2: the dialer sends a session intent byte after the
+	// handshake.
+	ALPNPeer = "buoy/2"
 	// ALPNJoin marks a join connection from a node that has no certificate
 	// yet: no client certificate is asked for, and the connection is handed
 	// to Config.Join.
@@ -66,6 +85,11 @@ var (
 	// nothing listens for that kind there.
 	ErrRefused = errors.New("stream refused by peer")
 )
+
+// RelayNetwork is the Network() of the remote address of a raw connection
+// relayed through another node (a spliced stream). A session over such a
+// connection is relayed; a direct session to the same peer wins over it.
+const RelayNetwork = "relay"
 
 // Defaults for the zero values in Config.
 const (
@@ -110,6 +134,11 @@ type Config struct {
 	// dropped.
 	OnLink   func(name string, remote net.Addr, inbound bool)
 	OnUnlink func(name string)
+	// OnSuspect reports that the session with name has received nothing
+	// for SuspectAfter and is being probed; what arrived on it last may be
+	// out of date. It is optional, and called like OnLink, in order with
+	// it.
+	OnSuspect func(name string)
 	// Logger receives refusals, link changes and yamux's own messages. nil
 	// discards them.
 	Logger *slog.Logger
@@ -120,6 +149,12 @@ type Config struct {
 	// kept peers; it doubles from MinBackoff after each failure and gets
 	// ±20% jitter. Zero means the defaults.
 	MinBackoff, MaxBackoff time.Duration
+	// SuspectAfter is how long a session may receive nothing before the
+	// Network probes its peer (see the package comment). Set it somewhat
+	// above the interval at which every session carries something, such
+	// as heartbeats: a healthy idle session is probed in vain otherwise.
+	// Zero disables probing.
+	SuspectAfter time.Duration
 }
 
 // Link describes one current session.
@@ -174,6 +209,10 @@ type Network struct {
 	// changed is closed and replaced at every change of links, waking
 	// keepers that watch a session which may have been replaced.
 	changed chan struct{}
+	// movedFrom is a local address this node's sessions used until a
+	// probe came up from another one, at movedAt (see noteMoved).
+	movedFrom netip.Addr
+	movedAt   time.Time
 }
 
 // New checks cfg, fills in defaults and returns a Network ready to Serve
@@ -374,21 +413,29 @@ func (n *Network) Close() error {
 	return nil
 }
 
-// linkEvent is a queued OnLink (up) or OnUnlink call.
+// linkEvent is a queued OnLink (up), OnUnlink or OnSuspect (suspect)
+// call.
 type linkEvent struct {
 	up      bool
+	suspect bool
 	name    string
 	remote  net.Addr
 	inbound bool
 }
 
-// queueEventLocked records a change of the link table: it wakes watchers
-// and appends ev for the dispatcher. n.mu must be held, so events are
-// delivered in the order the table changed.
+// queueEventLocked records a change of the link table (or a suspicion):
+// it wakes watchers of the table and appends ev for the dispatcher. n.mu
+// must be held, so events are delivered in the order the table changed.
 func (n *Network) queueEventLocked(ev linkEvent) {
-	close(n.changed)
-	n.changed = make(chan struct{})
-	if n.closed || (ev.up && n.cfg.OnLink == nil) || (!ev.up && n.cfg.OnUnlink == nil) {
+	if !ev.suspect {
+		close(n.changed)
+		n.changed = make(chan struct{})
+	}
+	switch {
+	case n.closed,
+		ev.suspect && n.cfg.OnSuspect == nil,
+		!ev.suspect && ev.up && n.cfg.OnLink == nil,
+		!ev.suspect && !ev.up && n.cfg.OnUnlink == nil:
 		return
 	}
 	n.events = append(n.events, ev)
@@ -398,7 +445,8 @@ func (n *Network) queueEventLocked(ev linkEvent) {
 	}
 }
 
-// dispatchEvents calls OnLink and OnUnlink in order. It exits on Close.
+// dispatchEvents calls OnLink, OnUnlink and OnSuspect in order. It exits
+// on Close.
 func (n *Network) dispatchEvents() {
 	for {
 		select {
@@ -414,9 +462,12 @@ func (n *Network) dispatchEvents() {
 			if n.ctx.Err() != nil {
 				return
 			}
-			if ev.up {
+			switch {
+			case ev.suspect:
+				n.cfg.OnSuspect(ev.name)
+			case ev.up:
 				n.cfg.OnLink(ev.name, ev.remote, ev.inbound)
-			} else {
+			default:
 				n.cfg.OnUnlink(ev.name)
 			}
 		}

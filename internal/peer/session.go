@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -41,6 +42,23 @@ type link struct {
 	local   net.Addr
 	since   time.Time
 	sess    *yamux.Session
+	// relayed: the connection is spliced through another node.
+	relayed bool
+	// probe: the dialer opened it to replace a silent session.
+	probe bool
+	// rc sees every byte that arrives on the connection, under TLS.
+	rc *liveConn
+	// kick (capacity 1) wakes the session's guard: new candidates for
+	// the peer are known (Kick).
+	kick chan struct{}
+}
+
+// lastRecv returns when anything last arrived on the session.
+func (l *link) lastRecv() time.Time {
+	if l.rc == nil {
+		return l.since
+	}
+	return l.rc.last()
 }
 
 func (l *link) info() Link {
@@ -66,37 +84,75 @@ func (n *Network) newLink(conn *tls.Conn, name string, inbound bool) (*link, err
 	dialer := n.cfg.Name
 	if inbound {
 		dialer = name
-		sess, err = yamux.Server(conn, ycfg)
+		sess, err = yamux.Server(newCoalesceConn(conn), ycfg)
 	} else {
-		sess, err = yamux.Client(conn, ycfg)
+		sess, err = yamux.Client(newCoalesceConn(conn), ycfg)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("start session with %s: %w", name, err)
 	}
+	rc, _ := conn.NetConn().(*liveConn)
 	return &link{
 		name: name, dialer: dialer, inbound: inbound,
 		remote: conn.RemoteAddr(), local: conn.LocalAddr(),
 		since: time.Now(), sess: sess,
+		relayed: conn.RemoteAddr() != nil && conn.RemoteAddr().Network() == RelayNetwork,
+		rc:      rc, kick: make(chan struct{}, 1),
 	}, nil
 }
 
 // preferred reports whether session a should win over session b for the
 // same peer. Both sides of a pair apply the same rule and so agree: a
-// newer session from the same dialer replaces the older one (that dialer
-// had lost the old one), otherwise the session dialed by the
-// lexicographically smaller name wins.
+// direct session wins over a relayed one (a relayed session rides on
+// other links, which may in turn be replaced by it); then a newer session
+// from the same dialer replaces the older one (that dialer had lost the
+// old one); otherwise the session dialed by the lexicographically smaller
+// name wins.
 func preferred(a, b *link) bool {
+	if a.relayed != b.relayed {
+		return !a.relayed
+	}
 	if a.dialer == b.dialer {
 		return true
 	}
 	return a.dialer < b.dialer
 }
 
-// adopt makes nl the session for its peer, or closes it as a duplicate.
-// When nl loses to a live session, that session is pinged first and
-// replaced if the ping fails (it may be half-open while the peer already
-// redialed). adopt returns the link that is current afterwards (nl or the
-// one it lost to) and starts nl's accept loop if adopted.
+// supersedes decides between a new session nl and the current live one
+// old (nil if none) for the same peer: whether nl replaces old, and if so
+// whether old is closed at once rather than retired.
+//
+// A probe replaces a session older than SuspectAfter whatever the
+// tie-break: its dialer found the session silent for that long and still
+// silent when the probe came up, so the session is broken at least one
+// way, and its streams are cut so that their owners (Raft) redial at once
+// rather than wait on it. A younger session cannot be the one the prober
+// suspected: it arrived meanwhile, and both ends settle the pair by the
+// usual rule. A session silent for SuspectAfter on this side is dead too.
+// Otherwise preferred decides, and the loser is retired.
+func (n *Network) supersedes(nl, old *link, now time.Time) (replace, closeOld bool) {
+	switch {
+	case old == nil:
+		return true, true
+	case nl.probe && (old.dialer == nl.dialer || now.Sub(old.since) >= n.cfg.SuspectAfter):
+		return true, true
+	case n.silent(old, now):
+		return true, true
+	}
+	return preferred(nl, old), false
+}
+
+// silent reports whether l has received nothing for SuspectAfter.
+func (n *Network) silent(l *link, now time.Time) bool {
+	return n.cfg.SuspectAfter > 0 && now.Sub(l.lastRecv()) >= n.cfg.SuspectAfter
+}
+
+// adopt makes nl the session for its peer, or closes it as a duplicate
+// (see supersedes). When nl loses to a live session, that session is
+// pinged first and replaced if the ping fails (it may be half-open while
+// the peer already redialed). adopt returns the link that is current
+// afterwards (nl or the one it lost to) and starts nl's accept loop and
+// guard if adopted.
 func (n *Network) adopt(nl *link) (*link, error) {
 	pinged := false
 	for {
@@ -107,21 +163,35 @@ func (n *Network) adopt(nl *link) (*link, error) {
 			return nil, ErrClosed
 		}
 		old := n.links[nl.name]
-		if old == nil || old.sess.IsClosed() || preferred(nl, old) {
+		if old != nil && old.sess.IsClosed() {
+			old = nil
+		}
+		if replace, closeOld := n.supersedes(nl, old, time.Now()); replace {
 			n.links[nl.name] = nl
 			n.queueEventLocked(linkEvent{up: true, name: nl.name, remote: nl.remote, inbound: nl.inbound})
 			n.mu.Unlock()
 			// Log before streams can flow, so the line precedes any effect.
-			if old != nil {
-				n.log.Info("peer link replaced", "peer", nl.name, "dialer", nl.dialer, "old_dialer", old.dialer)
-			} else {
-				n.log.Info("peer link up", "peer", nl.name, "remote", nl.remote.String(), "inbound", nl.inbound)
+			switch {
+			case old == nil:
+				n.log.Info("peer link up", "peer", nl.name, "remote", nl.remote.String(), "inbound", nl.inbound, "probe", nl.probe)
+			case closeOld:
+				n.log.Info("peer link replaced, old one closed", "peer", nl.name, "dialer", nl.dialer, "old_dialer", old.dialer,
+					"remote", nl.remote.String(), "probe", nl.probe, "old_silent", time.Since(old.lastRecv()).Round(time.Millisecond))
+			default:
+				n.log.Info("peer link replaced", "peer", nl.name, "dialer", nl.dialer, "old_dialer", old.dialer, "remote", nl.remote.String())
 			}
 			// adopt runs on a tracked goroutine, so wg.Go is safe even if
 			// Close started meanwhile; Close then closes nl, which ends
-			// runSession.
+			// runSession and guard.
 			n.wg.Go(func() { n.runSession(nl) })
-			if old != nil {
+			if n.cfg.SuspectAfter > 0 {
+				n.wg.Go(func() { n.guard(nl) })
+			}
+			switch {
+			case old == nil:
+			case closeOld:
+				old.sess.Close()
+			default:
 				n.wg.Go(func() { n.retire(old) })
 			}
 			return nl, nil
@@ -260,7 +330,7 @@ func (n *Network) handleStream(l *link, st *yamux.Stream) {
 func (n *Network) handleInbound(raw net.Conn) {
 	ctx, cancel := context.WithTimeout(n.ctx, n.cfg.HandshakeTimeout)
 	defer cancel()
-	conn := tls.Server(raw, n.serverTLS)
+	conn := tls.Server(newLiveConn(raw), n.serverTLS)
 	if err := conn.HandshakeContext(ctx); err != nil {
 		n.log.Warn("peer connection refused", "remote", raw.RemoteAddr().String(), "reason", refusalReason(err), "err", err)
 		raw.Close()
@@ -283,13 +353,49 @@ func (n *Network) handleInbound(raw net.Conn) {
 		conn.Close()
 		return
 	}
+	intent, err := readIntent(ctx, conn)
+	if err != nil {
+		// The dialer raced several addresses of ours and another one won,
+		// or it gave up: not a refusal.
+		n.log.Debug("peer connection dropped by its dialer before use", "peer", name, "remote", raw.RemoteAddr().String(), "err", err)
+		conn.Close()
+		return
+	}
+	if intent != intentLink && intent != intentProbe {
+		n.log.Warn("peer connection refused", "peer", name, "remote", raw.RemoteAddr().String(), "reason", "unknown session intent", "intent", intent)
+		conn.Close()
+		return
+	}
 	l, err := n.newLink(conn, name, true)
 	if err != nil {
 		n.log.Warn("peer link not started", "peer", name, "err", err)
 		conn.Close()
 		return
 	}
+	l.probe = intent == intentProbe
 	n.adopt(l) // errors mean closed or duplicate; adopt logs and closes
+}
+
+// readIntent reads the session intent byte the dialer sends after the
+// handshake, within ctx's deadline.
+func readIntent(ctx context.Context, conn *tls.Conn) (byte, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetReadDeadline(dl)
+	}
+	// Close cancels ctx: a read is woken by a deadline, not by that.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetReadDeadline(time.Now()) })
+	var b [1]byte
+	_, err := io.ReadFull(conn, b[:])
+	if !stop() {
+		// The deadline may have been moved after the read: the connection
+		// is not fit for a session.
+		return 0, fmt.Errorf("read session intent: %w", ctx.Err())
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read session intent: %w", err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	return b[0], nil
 }
 
 // Listener delivers the streams of one kind opened by peers. It

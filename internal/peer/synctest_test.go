@@ -22,7 +22,25 @@ type memNet struct {
 	next      int
 	listeners map[string]*memListener
 	valves    []*valve // one per dialed connection, in dial order
+	// relays names listener addresses whose connections look relayed
+	// (a RelayNetwork remote address on both ends); holes names
+	// addresses whose dials hang until their context ends.
+	relays, holes map[string]bool
+	// hook, if set, runs at the start of every dial.
+	hook func(addr string)
 }
+
+// relayedConn is a connection whose remote address says it is relayed.
+type relayedConn struct {
+	net.Conn
+}
+
+func (relayedConn) RemoteAddr() net.Addr { return relayAddr("relayed") }
+
+type relayAddr string
+
+func (a relayAddr) Network() string { return RelayNetwork }
+func (a relayAddr) String() string  { return string(a) }
 
 // valve can freeze both ends of one connection into a black hole: writes
 // vanish and a Close no longer reaches the other end, as when a NAT drops
@@ -92,7 +110,15 @@ func (m *memNet) listen() net.Listener {
 func (m *memNet) dial(ctx context.Context, addr string) (net.Conn, error) {
 	m.mu.Lock()
 	l := m.listeners[addr]
+	hook, hole, relayed := m.hook, m.holes[addr], m.relays[addr]
 	m.mu.Unlock()
+	if hook != nil {
+		hook(addr)
+	}
+	if hole {
+		<-ctx.Done()
+		return nil, fmt.Errorf("dial %s: %w", addr, ctx.Err())
+	}
 	if l == nil {
 		return nil, fmt.Errorf("dial %s: connection refused", addr)
 	}
@@ -101,9 +127,13 @@ func (m *memNet) dial(ctx context.Context, addr string) (net.Conn, error) {
 	m.mu.Lock()
 	m.valves = append(m.valves, v)
 	m.mu.Unlock()
+	var cc, sc net.Conn = valveConn{client, v}, valveConn{server, v}
+	if relayed {
+		cc, sc = relayedConn{cc}, relayedConn{sc}
+	}
 	select {
-	case l.ch <- valveConn{server, v}:
-		return valveConn{client, v}, nil
+	case l.ch <- sc:
+		return cc, nil
 	case <-l.done:
 		return nil, fmt.Errorf("dial %s: connection refused", addr)
 	case <-ctx.Done():
