@@ -12,6 +12,7 @@ package buoy
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,6 +201,7 @@ func (n *Node) start(ctx context.Context) error {
 		Cert:      id.TLSCertificate(),
 		Roots:     id.Pool(),
 		IsMember:  n.isMember,
+		MemberKey: n.admittedKey,
 		Resolve:   n.resolve,
 		Dial:      n.dialRaw,
 		Join:      n.serveJoin,
@@ -322,6 +324,18 @@ func (n *Node) dialStream(ctx context.Context, name string, kind wire.Kind) (net
 func (n *Node) isMember(name string) bool {
 	m, ok := n.fsm.View().Members[name]
 	return !ok || !m.Left
+}
+
+// admittedKey is the peer layer's key check: the key of the certificate a
+// member was admitted with (nil for members recorded before keys were).
+// A member removed and joined again under its old name has a new key, and
+// the old certificate stops working.
+func (n *Node) admittedKey(name string) ed25519.PublicKey {
+	m, ok := n.fsm.View().Members[name]
+	if !ok || m.Left || len(m.PublicKey) != ed25519.PublicKeySize {
+		return nil
+	}
+	return ed25519.PublicKey(m.PublicKey)
 }
 
 // resolve gives the peer layer a name's candidate addresses: what worked

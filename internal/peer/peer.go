@@ -41,6 +41,7 @@ package peer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -81,6 +82,9 @@ var (
 	// ErrWrongPeer means the node reached at an address is not the node that
 	// was dialed (its certificate carries another name).
 	ErrWrongPeer = errors.New("certificate name differs from dialed name")
+	// ErrStaleCert means a certificate names a member but carries another
+	// key than the one recorded for it (an earlier member of that name).
+	ErrStaleCert = errors.New("certificate key is not the member's")
 	// ErrRefused means the peer closed a new stream without accepting it:
 	// nothing listens for that kind there.
 	ErrRefused = errors.New("stream refused by peer")
@@ -111,6 +115,12 @@ type Config struct {
 	// name in the peer's certificate, so a removed member is refused at its
 	// next handshake. nil accepts any certificate signed by Roots.
 	IsMember func(name string) bool
+	// MemberKey returns the key recorded for a member when it was admitted,
+	// or nil when none is known yet. A certificate whose key differs is
+	// refused (ErrStaleCert): a member removed and admitted again under the
+	// same name has a new key, and its old certificate must not work.
+	// nil: keys are not compared.
+	MemberKey func(name string) ed25519.PublicKey
 	// Resolve returns candidate "host:port" addresses for a name, best
 	// first. It is called from a dialing goroutine and must not block for
 	// long. nil: no peer can be dialed (inbound links only).

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -348,4 +349,58 @@ func TestReplay(t *testing.T) {
 			t.Errorf("b accepted %d %s streams after the replay, want %d", got, k, before[k])
 		}
 	}
+}
+
+// TestStaleCertRefused: a certificate that names a member but carries
+// another key than the one the member was admitted with (a member removed
+// and admitted again under its old name) is refused on both sides of a
+// handshake; the admitted key is accepted.
+func TestStaleCertRefused(t *testing.T) {
+	c := newCluster(t)
+	bCert := c.ca.node(t, "b")
+	bKey := bCert.PrivateKey.(ed25519.PrivateKey).Public().(ed25519.PublicKey)
+	otherKey, _, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	admitted := map[string]ed25519.PublicKey{"b": otherKey} // b re-admitted with a new key
+	memberKey := func(name string) ed25519.PublicKey {
+		mu.Lock()
+		defer mu.Unlock()
+		return admitted[name]
+	}
+	a := c.start("a", func(cfg *Config) { cfg.MemberKey = memberKey })
+	b := c.start("b", func(cfg *Config) { cfg.Cert = bCert })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// a dials b, which shows its old certificate.
+	if s, err := a.net.Open(ctx, "b", wire.KindRPC); !errors.Is(err, ErrStaleCert) {
+		t.Fatalf("Open(b with an old certificate) = %v, %v; want ErrStaleCert", s, err)
+	}
+	// b dials a: a refuses b's certificate as the accepting side.
+	if s, err := b.net.Open(ctx, "a", wire.KindRPC); err == nil {
+		s.Close()
+		t.Fatal("b with an old certificate opened a stream to a")
+	}
+	eventually(t, "a's refusal of b's old certificate", func() bool {
+		return len(a.logs.lines("peer connection refused", `reason="certificate of an earlier member"`)) >= 1
+	})
+	if len(a.net.Links()) != 0 {
+		t.Errorf("a has links %v, want none", a.net.Links())
+	}
+
+	// With the key b was admitted with, the same certificate works.
+	mu.Lock()
+	admitted["b"] = bKey
+	mu.Unlock()
+	eventually(t, "a link once the key matches", func() bool {
+		s, err := a.net.Open(ctx, "b", wire.KindRPC)
+		if err != nil {
+			return false
+		}
+		s.Close()
+		return true
+	})
 }

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -30,13 +31,22 @@ func certName(c *x509.Certificate) (string, error) {
 	return cn, nil
 }
 
-// checkMember applies Config.IsMember.
-func (n *Network) checkMember(name string) error {
+// checkMember applies Config.IsMember and Config.MemberKey to the name
+// and certificate a peer presented.
+func (n *Network) checkMember(name string, cert *x509.Certificate) error {
 	if name == n.cfg.Name {
 		return errSelf
 	}
 	if n.cfg.IsMember != nil && !n.cfg.IsMember(name) {
 		return fmt.Errorf("%w: %q", ErrNotMember, name)
+	}
+	if n.cfg.MemberKey != nil {
+		if want := n.cfg.MemberKey(name); want != nil {
+			got, ok := cert.PublicKey.(ed25519.PublicKey)
+			if !ok || !got.Equal(want) {
+				return fmt.Errorf("%w: %q", ErrStaleCert, name)
+			}
+		}
 	}
 	return nil
 }
@@ -81,7 +91,7 @@ func (n *Network) newServerTLS() *tls.Config {
 			if err != nil {
 				return err
 			}
-			return n.checkMember(name)
+			return n.checkMember(name, cs.PeerCertificates[0])
 		default:
 			return fmt.Errorf("%w: negotiated %q", errWrongALPN, cs.NegotiatedProtocol)
 		}
@@ -115,7 +125,7 @@ func (n *Network) newClientTLS(name string) *tls.Config {
 			if got != name {
 				return fmt.Errorf("%w: dialed %q, reached %q", ErrWrongPeer, name, got)
 			}
-			return n.checkMember(got)
+			return n.checkMember(got, cs.PeerCertificates[0])
 		},
 	}
 }
@@ -137,6 +147,8 @@ func refusalReason(err error) string {
 		return "no client certificate"
 	case errors.Is(err, ErrNotMember):
 		return "not a member"
+	case errors.Is(err, ErrStaleCert):
+		return "certificate of an earlier member"
 	case errors.Is(err, errSelf):
 		return "own name"
 	case errors.Is(err, ErrWrongPeer), errors.As(err, &hne):
