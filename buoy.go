@@ -614,13 +614,17 @@ func (n *Node) Close() error {
 		if n.roles != nil {
 			errs = append(errs, n.roles.close())
 		}
-		if n.raft != nil {
-			errs = append(errs, n.raft.Close())
-		}
+		// Peer links go before Raft: closing them ends every stream, so
+		// nothing Raft or an rpc handler still waits on over the network
+		// can hold the shutdown up. Left open meanwhile, the links also
+		// kept taking probes from peers that saw this node go quiet.
 		if n.net != nil {
 			errs = append(errs, n.net.Close())
 		} else if n.peerL != nil {
 			n.peerL.Close()
+		}
+		if n.raft != nil {
+			errs = append(errs, n.raft.Close())
 		}
 		n.wg.Wait()
 		if n.book != nil {
