@@ -29,6 +29,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"buoy/bench/internal/labsession"
 	"buoy/e2e/nscluster"
 )
 
@@ -210,7 +211,7 @@ func runScenario(ctx context.Context, out io.Writer, cfg config, bin string, sc 
 		dir string
 	)
 	closeSession := func(keep bool) {
-		s.close()
+		s.Close()
 		if keep {
 			fmt.Fprintf(out, "   logs kept in %s\n", dir)
 		} else {
@@ -232,9 +233,9 @@ func runScenario(ctx context.Context, out io.Writer, cfg config, bin string, sc 
 			if dir, err = os.MkdirTemp("", "buoy-convergence-"+sc.name+"-"); err != nil {
 				return r, err
 			}
-			s = newSession(out, cfg.verbose)
+			s = labsession.New(out, cfg.verbose)
 			opts := nscluster.Options{Agent: bin, Dir: dir, LogLevel: cfg.logLevel, Poll: cfg.poll}
-			built := s.runCtx(ctx, func() { c = sc.build(s, opts, cfg.nodes) })
+			built := runCtx(ctx, s, func() { c = sc.build(s, opts, cfg.nodes) })
 			if skipped, why := s.Skipped(); skipped {
 				return r, errors.New(why)
 			}
@@ -252,11 +253,11 @@ func runScenario(ctx context.Context, out io.Writer, cfg config, bin string, sc 
 			}
 		}
 		var ch nscluster.Change
-		if !s.runCtx(ctx, func() { ch = sc.step(c, trial) }) || s.Failed() {
+		if !runCtx(ctx, s, func() { ch = sc.step(c, trial) }) || s.Failed() {
 			if ctx.Err() != nil {
 				return r, ctx.Err()
 			}
-			r.failed = append(r.failed, fmt.Sprintf("trial %d: %s", trial+1, s.lastError()))
+			r.failed = append(r.failed, fmt.Sprintf("trial %d: %s", trial+1, lastError(s)))
 			fmt.Fprintf(out, "   trial %2d: FAILED\n", trial+1)
 			closeSession(true)
 			continue
@@ -270,28 +271,26 @@ func runScenario(ctx context.Context, out io.Writer, cfg config, bin string, sc 
 	return r, nil
 }
 
-// runCtx is run that gives up waiting when ctx ends (Ctrl-C); the caller
+// lastError is the last error the session recorded.
+func lastError(s *session) string {
+	if e := s.LastError(); e != "" {
+		return e
+	}
+	return "no error recorded"
+}
+
+// runCtx is Session.Run that gives up waiting when ctx ends (Ctrl-C); the caller
 // then closes the session, which stops the agents and removes the lab
 // under the abandoned goroutine, ending it.
-func (s *session) runCtx(ctx context.Context, f func()) bool {
+func runCtx(ctx context.Context, s *session, f func()) bool {
 	done := make(chan bool, 1)
-	go func() { done <- s.run(f) }()
+	go func() { done <- s.Run(f) }()
 	select {
 	case ok := <-done:
 		return ok
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// lastError returns the last error the session recorded.
-func (s *session) lastError() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.errs) == 0 {
-		return "no error recorded"
-	}
-	return s.errs[len(s.errs)-1]
 }
 
 // report prints the summary table.

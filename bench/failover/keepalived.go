@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"buoy/bench/internal/labsession"
 	"buoy/e2e/netlab"
 )
 
@@ -63,8 +64,8 @@ func measureKeepalived(ctx context.Context, cfg config, dir string, out io.Write
 		r.skippedReason = errNoKeepalived.Error()
 		return r
 	}
-	s := &session{out: out, verbose: cfg.verbose}
-	defer s.close()
+	s := labsession.New(out, cfg.verbose)
+	defer s.Close()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		r.skippedReason = err.Error()
 		return r
@@ -77,7 +78,7 @@ func measureKeepalived(ctx context.Context, cfg config, dir string, out io.Write
 		return r
 	}
 	var nodes []*keepalivedNode
-	if !s.run(func() {
+	if !s.Run(func() {
 		lab := netlab.New(s)
 		sw := lab.Switch("vrrp")
 		for i := range 3 {
@@ -155,7 +156,7 @@ func measureKeepalived(ctx context.Context, cfg config, dir string, out io.Write
 			time.Sleep(4 * time.Second)
 		}
 	}) {
-		if r.skippedReason = s.skipped; r.skippedReason == "" && len(r.promote) == 0 {
+		if _, r.skippedReason = s.Skipped(); r.skippedReason == "" && len(r.promote) == 0 {
 			r.skippedReason = "the lab did not start"
 		}
 	}

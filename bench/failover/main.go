@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"buoy/bench/failover/rolelab"
+	"buoy/bench/internal/labsession"
 )
 
 func main() {
@@ -120,17 +121,17 @@ func measureBuoy(ctx context.Context, cfg config, bin, dir, profile string, out 
 	case "lan":
 		r.targetMedian = 500 * time.Millisecond
 	}
-	s := &session{out: out, verbose: cfg.verbose}
-	defer s.close()
+	s := labsession.New(out, cfg.verbose)
+	defer s.Close()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		r.skippedReason = err.Error()
 		return r
 	}
 	var c *rolelab.Cluster
-	if !s.run(func() {
+	if !s.Run(func() {
 		c = rolelab.New(s, rolelab.Options{Agent: bin, Dir: dir, Profile: profile})
 	}) {
-		r.skippedReason = s.skipped
+		_, r.skippedReason = s.Skipped()
 		if r.skippedReason == "" {
 			r.skippedReason = "the cluster did not start"
 		}
@@ -144,7 +145,7 @@ func measureBuoy(ctx context.Context, cfg config, bin, dir, profile string, out 
 			break
 		}
 		var promote, dns time.Duration
-		ok := s.run(func() { promote, dns = buoyTrial(ctx, s, c) })
+		ok := s.Run(func() { promote, dns = buoyTrial(ctx, s, c) })
 		if !ok {
 			r.failed++
 			fmt.Fprintf(out, "  trial %d failed\n", trial+1)
