@@ -421,8 +421,14 @@ func (d *disco) merge(from string, sr wire.SignedRecord, now time.Time) {
 			}
 		}
 	case discovery.Refused:
-		d.n.log.Warn("refused address record", "from", from, "subject", sr.Record.Node, "err", err)
-		if _, kerr := d.n.memberKey(sr.Record.Node); kerr != nil {
+		if _, kerr := d.n.memberKey(sr.Record.Node); kerr == nil {
+			// The key is known and the record still does not check: a
+			// peer that lies or is broken.
+			d.n.log.Warn("refused address record", "from", from, "subject", sr.Record.Node, "err", err)
+		} else {
+			// No key yet (this node's state is catching up, as right
+			// after a join): asked again once the key is replicated.
+			d.n.log.Debug("address record not verifiable yet", "from", from, "subject", sr.Record.Node, "err", err)
 			d.mu.Lock()
 			if len(d.unverified) < maxUnverified {
 				d.unverified[sr.Record.Node] = true
