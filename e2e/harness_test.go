@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"buoy/e2e/nscluster"
 )
 
 // The buoy binaries built by TestMain, written once before any test runs
@@ -35,44 +36,18 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	if buoyBin, err = buildBinary(filepath.Join(dir, "buoy"), false); err != nil {
+	if buoyBin, err = nscluster.BuildBinary(filepath.Join(dir, "buoy"), false); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	agentBin = buoyBin
 	if raceEnabled {
-		if agentBin, err = buildBinary(filepath.Join(dir, "buoy-race"), true); err != nil {
+		if agentBin, err = nscluster.BuildBinary(filepath.Join(dir, "buoy-race"), true); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
 	}
 	return m.Run()
-}
-
-// buildBinary runs "go build ./cmd/buoy" from the module root.
-func buildBinary(bin string, race bool) (string, error) {
-	gotool, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("find the go tool: %w", err)
-	}
-	out, err := exec.Command(gotool, "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("go env GOMOD: not inside the buoy module")
-	}
-	args := []string{"build", "-o", bin}
-	if race {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command(gotool, append(args, "./cmd/buoy")...)
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/buoy: %w\n%s", err, out)
-	}
-	return bin, nil
 }
 
 // Bounds of every wait. They are generous because the machine may be

@@ -353,3 +353,15 @@ func agreed(a, b *testNode) bool {
 	lb, okb := linkTo(b.net, a.name)
 	return oka && okb && la.Dialer == lb.Dialer && la.Inbound != lb.Inbound
 }
+
+// blackholeDial dials TCP, except to the address "blackhole", where it
+// hangs until ctx ends, like a dial to an address that swallows packets
+// (the peer moved, or sits behind a NAT).
+func blackholeDial(ctx context.Context, addr string) (net.Conn, error) {
+	if addr == "blackhole" {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "tcp", addr)
+}

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -14,17 +13,9 @@ import (
 // to us meanwhile, not held until the dial times out.
 func TestOpenTakesInboundSessionWhileDialHangs(t *testing.T) {
 	c := newCluster(t)
-	hang := func(ctx context.Context, addr string) (net.Conn, error) {
-		if addr == "blackhole" {
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
 	// A short handshake timeout: if Open waited for the hanging dial, it
 	// would fail with that dial's error instead of taking b's session.
-	a := c.start("a", func(cfg *Config) { cfg.Dial = hang; cfg.HandshakeTimeout = 2 * time.Second })
+	a := c.start("a", func(cfg *Config) { cfg.Dial = blackholeDial; cfg.HandshakeTimeout = 2 * time.Second })
 	b := c.start("b", nil)
 	c.setAddr("b", "blackhole")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -2,7 +2,6 @@ package peer
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -14,17 +13,9 @@ import (
 // callers until the handshake timeout.
 func TestKickRestartsHangingDial(t *testing.T) {
 	c := newCluster(t)
-	hang := func(ctx context.Context, addr string) (net.Conn, error) {
-		if addr == "blackhole" {
-			<-ctx.Done()
-			return nil, ctx.Err()
-		}
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", addr)
-	}
 	// The hanging dial would outlive the Open's deadline: Open succeeds
 	// only if Kick restarts it.
-	a := c.start("a", func(cfg *Config) { cfg.Dial = hang; cfg.HandshakeTimeout = time.Minute })
+	a := c.start("a", func(cfg *Config) { cfg.Dial = blackholeDial; cfg.HandshakeTimeout = time.Minute })
 	c.start("b", nil)
 	real := c.resolve("b")
 	c.setAddr("b", "blackhole")
