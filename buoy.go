@@ -650,7 +650,7 @@ func (n *Node) startHTTP() error {
 	n.httpL = l
 	mux := http.NewServeMux()
 	mux.Handle(PeerPath, n.ws) // authenticated by the TLS inside, not the API token
-	mux.Handle("/", api.New(apiBackend{n}, n.cfg.HTTPToken, n.log.With("component", "api")))
+	mux.Handle("/", api.NewWithOptions(apiBackend{n}, api.Options{Token: n.cfg.HTTPToken, Debug: n.cfg.EnableDebug}, n.log.With("component", "api")))
 	n.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -30,6 +30,11 @@ type Config struct {
 	// HTTPToken, if set, is required as "Authorization: Bearer <token>" on
 	// every API request.
 	HTTPToken string
+	// EnableDebug serves Go's profiles (net/http/pprof) under /debug/pprof/
+	// on the HTTP API, behind HTTPToken like every other endpoint, as
+	// Consul's enable_debug does: "go tool pprof
+	// http://127.0.0.1:7380/debug/pprof/profile?seconds=10".
+	EnableDebug bool
 	// Bootstrap creates a new cluster with this node as its first member
 	// when the data dir is empty. It is ignored for a data dir that already
 	// holds a cluster.

@@ -60,7 +60,7 @@ func agentHasFlag(bin, flag string) bool {
 // startBuoy starts node1 with --bootstrap, makes a join token through its
 // API and starts node2 and node3 with it, then waits until all three see
 // the same leader and three voters.
-func startBuoy(ctx context.Context, bin, dir string, workers int, target string) (*buoyCluster, error) {
+func startBuoy(ctx context.Context, bin, dir string, workers int, target string, debug bool) (*buoyCluster, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -74,6 +74,9 @@ func startBuoy(ctx context.Context, bin, dir string, workers int, target string)
 	if agentHasFlag(bin, "kv-text-addr") {
 		// Three agents on one machine cannot share its default port.
 		common = append(common, "--kv-text-addr=")
+	}
+	if debug {
+		common = append(common, "--enable-debug")
 	}
 	var token string
 	for i := range 3 {

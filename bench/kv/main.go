@@ -52,23 +52,25 @@ const (
 
 // options are the command line.
 type options struct {
-	clients   []int
-	ops       []string
-	count     int
-	limit     time.Duration
-	rounds    int
-	target    string
-	size      int
-	systems   []string
-	dir       string
-	buoyBin   string
-	etcdBin   string
-	keep      bool
-	perfDir   string
-	perfFreq  int
-	getKeys   int
-	putKeys   int
-	warmCount int
+	clients      []int
+	ops          []string
+	count        int
+	limit        time.Duration
+	rounds       int
+	target       string
+	size         int
+	systems      []string
+	dir          string
+	buoyBin      string
+	etcdBin      string
+	keep         bool
+	perfDir      string
+	perfFreq     int
+	pprofDir     string
+	pprofSeconds int
+	getKeys      int
+	putKeys      int
+	warmCount    int
 }
 
 func parseOptions(args []string, stderr io.Writer) (options, error) {
@@ -89,6 +91,8 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.keep, "keep", false, "keep the data folder and the servers' logs")
 	fs.StringVar(&o.perfDir, "perf", "", "folder for \"perf record -g\" profiles of each system's leader during every put step")
 	fs.IntVar(&o.perfFreq, "perf-freq", 499, "perf sampling frequency (Hz)")
+	fs.StringVar(&o.pprofDir, "pprof", "", "folder for Go CPU profiles of each Buoy node (agents run with --enable-debug) during every step")
+	fs.IntVar(&o.pprofSeconds, "pprof-seconds", 5, "length of each Go CPU profile, from the start of its step")
 	fs.IntVar(&o.putKeys, "put-keys", 10000, "distinct keys the puts cycle through")
 	fs.IntVar(&o.getKeys, "get-keys", 1000, "distinct keys the gets cycle through (written before the first step)")
 	if err := fs.Parse(args); err != nil {
@@ -168,6 +172,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		defer os.RemoveAll(root)
 	}
+	if o.pprofDir != "" {
+		if err := os.MkdirAll(o.pprofDir, 0o755); err != nil {
+			return err
+		}
+	}
 	if o.perfDir != "" {
 		if err := os.MkdirAll(o.perfDir, 0o755); err != nil {
 			return err
@@ -193,7 +202,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 			}
 			c, err := retryPorts(stderr, func(try int) (*buoyCluster, error) {
-				return startBuoy(ctx, bin, filepath.Join(root, fmt.Sprintf("buoy%d", try)), workers, o.target)
+				return startBuoy(ctx, bin, filepath.Join(root, fmt.Sprintf("buoy%d", try)), workers, o.target, o.pprofDir != "")
 			})
 			if err != nil {
 				return err
@@ -262,6 +271,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					if o.perfDir != "" && opName == "put" {
 						stopPerf = startPerf(s, o, clients, round, stderr)
 					}
+					waitPprof := func() {}
+					if bc, ok := s.(*buoyCluster); ok && o.pprofDir != "" {
+						waitPprof = startPprof(ctx, bc, o, opName, clients, round, stderr)
+					}
 					cpu0, cerr := cpuTime(s.pids())
 					self0, serr := cpuTime([]int{os.Getpid()})
 					r := runStep(ctx, clients, o.count, o.limit, do)
@@ -274,6 +287,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 						r.ClientCPU = self1 - self0
 					}
 					stopPerf()
+					waitPprof()
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}

@@ -40,6 +40,7 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 	peerAddr := fs.String("peer-addr", buoy.DefaultPeerAddr, "address to accept peer links on")
 	httpAddr := fs.String("http-addr", buoy.DefaultHTTPAddr, "HTTP API address; a non-loopback one needs --http-token; - disables")
 	httpToken := fs.String("http-token", "", "bearer token required by the HTTP API")
+	enableDebug := fs.Bool("enable-debug", false, "serve Go's profiles under /debug/pprof/ on the HTTP API (behind --http-token)")
 	bootstrap := fs.Bool("bootstrap", false, "create a new cluster if the data dir is empty")
 	fs.Var(&join, "join", "HOST:PORT of a member to join through (repeatable)")
 	token := fs.String("token", "", "join token from \"buoy token create\"")
@@ -92,6 +93,8 @@ func agentConfig(args []string, stderr io.Writer, getenv func(string) string) (b
 			cfg.HTTPToken = *httpToken
 		case "bootstrap":
 			cfg.Bootstrap = *bootstrap
+		case "enable-debug":
+			cfg.EnableDebug = *enableDebug
 		case "join":
 			cfg.Join = join
 		case "token":

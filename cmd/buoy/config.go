@@ -21,24 +21,26 @@ import (
 
 // fileConfig is the YAML config file. Unknown keys are an error.
 type fileConfig struct {
-	Name      string   `yaml:"name"`
-	DataDir   string   `yaml:"data_dir"`
-	PeerAddr  string   `yaml:"peer_addr"`
-	HTTPAddr  string   `yaml:"http_addr"`
-	HTTPToken string   `yaml:"http_token"`
-	Bootstrap bool     `yaml:"bootstrap"`
-	Join      []string `yaml:"join"`
-	Token     string   `yaml:"token"`
-	MaxVoters int      `yaml:"max_voters"`
-	Cluster   string   `yaml:"cluster"`
-	LogLevel  string   `yaml:"log_level"`
-	Heartbeat string   `yaml:"heartbeat"`
-	DNSAddr   string   `yaml:"dns_addr"`
-	Zone      string   `yaml:"zone"`
-	ZoneFiles []string `yaml:"zone_files"`
-	TSIGKeys  []string `yaml:"tsig_keys"`
-	Notify    []string `yaml:"notify"`
-	AllowXfr  []string `yaml:"allow_transfer"`
+	Name      string `yaml:"name"`
+	DataDir   string `yaml:"data_dir"`
+	PeerAddr  string `yaml:"peer_addr"`
+	HTTPAddr  string `yaml:"http_addr"`
+	HTTPToken string `yaml:"http_token"`
+	// EnableDebug serves Go's profiles on the HTTP API (Consul's name).
+	EnableDebug bool     `yaml:"enable_debug"`
+	Bootstrap   bool     `yaml:"bootstrap"`
+	Join        []string `yaml:"join"`
+	Token       string   `yaml:"token"`
+	MaxVoters   int      `yaml:"max_voters"`
+	Cluster     string   `yaml:"cluster"`
+	LogLevel    string   `yaml:"log_level"`
+	Heartbeat   string   `yaml:"heartbeat"`
+	DNSAddr     string   `yaml:"dns_addr"`
+	Zone        string   `yaml:"zone"`
+	ZoneFiles   []string `yaml:"zone_files"`
+	TSIGKeys    []string `yaml:"tsig_keys"`
+	Notify      []string `yaml:"notify"`
+	AllowXfr    []string `yaml:"allow_transfer"`
 	// Roles are failover roles by name, each as api.RoleSpec.
 	Roles           map[string]api.RoleSpec `yaml:"roles"`
 	FailoverProfile string                  `yaml:"failover_profile"`
@@ -108,6 +110,9 @@ func (fc fileConfig) apply(c *buoy.Config, logLevel *string) error {
 	if fc.Bootstrap {
 		c.Bootstrap = true
 	}
+	if fc.EnableDebug {
+		c.EnableDebug = true
+	}
 	if len(fc.Join) > 0 {
 		c.Join = fc.Join
 	}
@@ -161,12 +166,14 @@ func applyEnv(c *buoy.Config, logLevel *string, getenv func(string) string) erro
 			*p = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
 		}
 	}
-	if v := getenv("BUOY_BOOTSTRAP"); v != "" {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("BUOY_BOOTSTRAP=%q: want true or false", v)
+	for k, p := range map[string]*bool{"BUOY_BOOTSTRAP": &c.Bootstrap, "BUOY_ENABLE_DEBUG": &c.EnableDebug} {
+		if v := getenv(k); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s=%q: want true or false", k, v)
+			}
+			*p = b
 		}
-		c.Bootstrap = b
 	}
 	if v := getenv("BUOY_HEARTBEAT"); v != "" {
 		d, err := time.ParseDuration(v)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"buoy/internal/store"
@@ -133,8 +134,29 @@ type ZonePut struct {
 // New returns the API handler. A non-empty token is required as a bearer
 // token on every request.
 func New(b Backend, token string, log *slog.Logger) http.Handler {
+	return NewWithOptions(b, Options{Token: token}, log)
+}
+
+// Options are the API handler's settings.
+type Options struct {
+	// Token, if not empty, is required as a bearer token on every request.
+	Token string
+	// Debug serves net/http/pprof under /debug/pprof/.
+	Debug bool
+}
+
+// NewWithOptions returns the API handler with o's settings.
+func NewWithOptions(b Backend, o Options, log *slog.Logger) http.Handler {
+	token := o.Token
 	s := &server{b: b, log: log}
 	mux := http.NewServeMux()
+	if o.Debug {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /v1/status", s.status)
 	mux.HandleFunc("GET /v1/members", s.members)
 	mux.HandleFunc("DELETE /v1/members/{name}", s.removeMember)

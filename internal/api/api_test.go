@@ -142,3 +142,24 @@ func TestToken(t *testing.T) {
 		t.Errorf("right token = %d, want 200", code)
 	}
 }
+
+// TestDebugProfiles: /debug/pprof/ is served only when asked for, and only
+// with the token.
+func TestDebugProfiles(t *testing.T) {
+	quiet := slog.New(slog.DiscardHandler)
+	if code, _ := do(t, New(&fakeBackend{}, "", quiet), "GET", "/debug/pprof/", "", ""); code != 404 {
+		t.Errorf("profiles without Debug = %d, want 404", code)
+	}
+	h := NewWithOptions(&fakeBackend{}, Options{Token: "s3cret", Debug: true}, quiet)
+	if code, _ := do(t, h, "GET", "/debug/pprof/", "", ""); code != 401 {
+		t.Errorf("profiles without the token = %d, want 401", code)
+	}
+	code, body := do(t, h, "GET", "/debug/pprof/", "", "Bearer s3cret")
+	if code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("profiles with the token = %d %.80q, want 200 and the index", code, body)
+	}
+	code, body = do(t, h, "GET", "/debug/pprof/goroutine?debug=1", "", "Bearer s3cret")
+	if code != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("goroutine profile = %d %.80q", code, body)
+	}
+}
