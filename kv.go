@@ -194,15 +194,29 @@ func (k *KV) txn(ctx context.Context, c KVCommand, ttl time.Duration) (KVResult,
 	// At most once: a retried compare-and-set could report the failed
 	// check its own first application caused, a retried put a modify
 	// index another client never saw.
-	return k.n.kvFwd.do(ctx, kvRequest{Cmd: b, TTL: ttl})
+	res, err := k.n.kvFwd.do(ctx, kvRequest{Cmd: b, TTL: ttl})
+	if err == nil {
+		kv.FillPutValues(&res, &c) // a forwarded put's answer comes without its value
+	}
+	return res, err
 }
 
 // applyKV runs on the leader: it stamps the command with the leader's
 // clock (and the TTL expiry from it), commits it and returns the result.
 func (n *Node) applyKV(ctx context.Context, req kvRequest) (KVResult, error) {
+	b, err := n.prepareKV(req)
+	if err != nil {
+		return KVResult{}, err
+	}
+	return kvOutcome(n.raft.ApplyRaw(ctx, b))
+}
+
+// prepareKV checks a write's command and stamps it with the leader's clock
+// (and the TTL expiry from it), ready for the log.
+func (n *Node) prepareKV(req kvRequest) ([]byte, error) {
 	c, err := kv.DecodeCommand(req.Cmd)
 	if err != nil {
-		return KVResult{}, fmt.Errorf("%w: %v", store.ErrInvalidInput, err)
+		return nil, fmt.Errorf("%w: %v", store.ErrInvalidInput, err)
 	}
 	c.At = n.raft.Now()
 	if req.TTL > 0 {
@@ -212,11 +226,11 @@ func (n *Node) applyKV(ctx context.Context, req kvRequest) (KVResult, error) {
 			}
 		}
 	}
-	b, err := c.Encode()
-	if err != nil {
-		return KVResult{}, err
-	}
-	out, err := n.raft.ApplyRaw(ctx, b)
+	return c.Encode()
+}
+
+// kvOutcome reads the state machine's answer to a committed write.
+func kvOutcome(out any, err error) (KVResult, error) {
 	if err != nil {
 		return KVResult{}, err
 	}

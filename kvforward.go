@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"buoy/internal/consensus"
 	"buoy/internal/kv"
 	"buoy/internal/store"
 )
@@ -24,7 +25,10 @@ import (
 // nothing waiting goes at once and alone, so a lone client waits no
 // longer than before.
 const (
-	kvBatchOp = "kv-batch"
+	// kvBatchRawOp carries a batch in binary (kvbatch.go); kvBatchOp is
+	// its JSON form, which leaders still serve for older followers.
+	kvBatchRawOp = "kv-batch-raw"
+	kvBatchOp    = "kv-batch"
 	// kvForwarders is how many batches a follower has on the way to the
 	// leader at once: while one commits, the next fills.
 	kvForwarders = 4
@@ -219,21 +223,19 @@ func (f *kvForwarder) send(batch []*kvCall) {
 		})
 		defer stop()
 	}
-	if len(batch) == 1 {
-		// Alone, a write takes the plain path, which any leader serves.
-		c := batch[0]
-		c.res, c.err = f.one(ctx, c.req)
-		close(c.done)
-		return
+	if len(batch) > 1 {
+		f.batches.Add(1)
+		f.batched.Add(uint64(len(batch)))
 	}
-	f.batches.Add(1)
-	f.batched.Add(uint64(len(batch)))
 	reqs := make([]kvRequest, len(batch))
 	for i, c := range batch {
 		reqs[i] = c.req
 	}
 	var answers []kvAnswer
-	err := f.n.raft.OnLeaderAtMostOnce(ctx, kvBatchOp, reqs, &answers, func(ctx context.Context) (any, error) {
+	var raw consensus.Raw
+	local := false
+	err := f.n.raft.OnLeaderAtMostOnce(ctx, kvBatchRawOp, consensus.Raw(encodeKVBatch(reqs)), &raw, func(ctx context.Context) (any, error) {
+		local = true
 		answers = f.n.applyKVBatch(ctx, reqs)
 		for _, a := range answers {
 			if a.Result != nil {
@@ -242,13 +244,19 @@ func (f *kvForwarder) send(batch []*kvCall) {
 		}
 		return nil, nil
 	})
+	if err == nil && !local {
+		if answers, err = decodeKVAnswers(raw, len(batch)); err != nil {
+			// The leader applied the batch; what it said is lost.
+			err = fmt.Errorf("%s: %w: %w", kvBatchRawOp, store.ErrOutcomeUnknown, err)
+		}
+	}
 	if err == nil && len(answers) != len(batch) {
-		err = fmt.Errorf("%s: %w: %d answers for %d writes", kvBatchOp, store.ErrOutcomeUnknown, len(answers), len(batch))
+		err = fmt.Errorf("%s: %w: %d answers for %d writes", kvBatchRawOp, store.ErrOutcomeUnknown, len(answers), len(batch))
 	}
 	if errors.Is(err, store.ErrInvalidInput) && !errors.Is(err, store.ErrOutcomeUnknown) {
-		// A leader that does not know kvBatchOp (an older version)
+		// A leader that does not know kvBatchRawOp (an older version)
 		// refuses the whole call before applying anything: send the
-		// writes one by one.
+		// writes one by one, on the plain path any leader serves.
 		var wg sync.WaitGroup
 		for _, c := range batch {
 			wg.Go(func() {
@@ -266,7 +274,7 @@ func (f *kvForwarder) send(batch []*kvCall) {
 		case answers[i].Error != "":
 			c.err = store.FromCode(answers[i].Code, answers[i].Error)
 		case answers[i].Result == nil:
-			c.err = fmt.Errorf("%s: %w: answer %d has no result", kvBatchOp, store.ErrOutcomeUnknown, i)
+			c.err = fmt.Errorf("%s: %w: answer %d has no result", kvBatchRawOp, store.ErrOutcomeUnknown, i)
 		default:
 			c.res = *answers[i].Result
 		}
@@ -290,23 +298,32 @@ func (f *kvForwarder) one(ctx context.Context, req kvRequest) (KVResult, error) 
 // each on its own.
 func (n *Node) applyKVBatch(ctx context.Context, reqs []kvRequest) []kvAnswer {
 	answers := make([]kvAnswer, len(reqs))
-	var wg sync.WaitGroup
+	waits := make([]func() (any, error), len(reqs))
 	for i, req := range reqs {
-		wg.Go(func() {
-			res, err := n.applyKV(ctx, req)
-			if err != nil {
-				answers[i] = kvAnswer{Error: err.Error(), Code: store.Code(err)}
-				return
-			}
-			answers[i] = kvAnswer{Result: &res}
-		})
+		b, err := n.prepareKV(req)
+		if err != nil {
+			answers[i] = kvAnswerOf(KVResult{}, err)
+			continue
+		}
+		waits[i] = n.raft.ApplyRawAsync(ctx, b)
 	}
-	wg.Wait()
+	for i, wait := range waits {
+		if wait != nil {
+			answers[i] = kvAnswerOf(kvOutcome(wait()))
+		}
+	}
 	return answers
 }
 
-// registerKVBatchRPC serves kvBatchOp on the leader.
+// registerKVBatchRPC serves kvBatchRawOp and kvBatchOp on the leader.
 func (n *Node) registerKVBatchRPC() {
+	n.raft.HandleRaw(kvBatchRawOp, func(ctx context.Context, from string, body []byte) ([]byte, error) {
+		reqs, err := decodeKVBatch(body)
+		if err != nil {
+			return nil, fmt.Errorf("%w: kv batch from %s: %w", store.ErrInvalidInput, from, err)
+		}
+		return encodeKVAnswers(n.applyKVBatch(ctx, reqs)), nil
+	})
 	n.raft.Handle(kvBatchOp, func(ctx context.Context, from string, body json.RawMessage) (any, error) {
 		var reqs []kvRequest
 		if err := json.Unmarshal(body, &reqs); err != nil {

@@ -67,13 +67,14 @@ type Config struct {
 
 // Node is this process's Raft participant.
 type Node struct {
-	cfg       Config
-	log       *slog.Logger
-	raft      *raft.Raft
-	transport *raft.NetworkTransport
-	storage   *Storage
-	handlers  map[string]Handler
-	rpc       rpcPool // idle streams of forwarded calls, for reuse
+	cfg         Config
+	log         *slog.Logger
+	raft        *raft.Raft
+	transport   *raft.NetworkTransport
+	storage     *Storage
+	handlers    map[string]Handler
+	rawHandlers map[string]RawHandler
+	rpc         rpcPool // idle streams of forwarded calls, for reuse
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -154,12 +155,13 @@ func Open(cfg Config) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		storage:  st,
-		handlers: map[string]Handler{},
-		ctx:      ctx,
-		cancel:   cancel,
+		cfg:         cfg,
+		log:         cfg.Logger,
+		storage:     st,
+		handlers:    map[string]Handler{},
+		rawHandlers: map[string]RawHandler{},
+		ctx:         ctx,
+		cancel:      cancel,
 	}
 	n.handlers[opApply] = n.handleApply
 	n.handlers[opReadIndex] = func(ctx context.Context, _ string, _ json.RawMessage) (any, error) {
@@ -318,28 +320,38 @@ func (n *Node) Now() time.Time { return n.cfg.Now().UTC() }
 // FSM's answer (a value or an error). It does not forward: callers use
 // OnLeader.
 func (n *Node) ApplyRaw(ctx context.Context, b []byte) (any, error) {
+	return n.ApplyRawAsync(ctx, b)()
+}
+
+// ApplyRawAsync is ApplyRaw in two steps: it hands b to Raft and returns
+// a function that waits for the outcome. A caller with many entries hands
+// them all over before waiting, so that Raft logs them in one batch
+// without a goroutine each.
+func (n *Node) ApplyRawAsync(ctx context.Context, b []byte) func() (any, error) {
 	if !n.IsLeader() {
-		return nil, store.ErrNotLeader
+		return func() (any, error) { return nil, store.ErrNotLeader }
 	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
 	f := n.raft.Apply(b, timeout)
-	if err := f.Error(); err != nil {
-		// ErrNotLeader: the entry never reached the log, another leader
-		// may take it. ErrLeadershipLost: it is in the log and may still
-		// be committed by the next leader; sending it again could apply
-		// it twice.
-		if errors.Is(err, raft.ErrNotLeader) {
-			return nil, fmt.Errorf("%w: %v", store.ErrNotLeader, err)
+	return func() (any, error) {
+		if err := f.Error(); err != nil {
+			// ErrNotLeader: the entry never reached the log, another leader
+			// may take it. ErrLeadershipLost: it is in the log and may still
+			// be committed by the next leader; sending it again could apply
+			// it twice.
+			if errors.Is(err, raft.ErrNotLeader) {
+				return nil, fmt.Errorf("%w: %v", store.ErrNotLeader, err)
+			}
+			if errors.Is(err, raft.ErrLeadershipLost) {
+				return nil, fmt.Errorf("%w: %v", store.ErrOutcomeUnknown, err)
+			}
+			return nil, err
 		}
-		if errors.Is(err, raft.ErrLeadershipLost) {
-			return nil, fmt.Errorf("%w: %v", store.ErrOutcomeUnknown, err)
-		}
-		return nil, err
+		return f.Response(), nil
 	}
-	return f.Response(), nil
 }
 
 const opReadIndex = "readindex"

@@ -56,7 +56,7 @@ func TestExchangeOutcome(t *testing.T) {
 			_ = wire.ReadFrame(server, &got, 0)
 			server.Close() // the peer died before answering
 		}()
-		_, _, err := exchange(context.Background(), client, req)
+		_, _, err := exchange(context.Background(), client, req, nil)
 		if !errors.Is(err, ErrUnreachable) || !errors.Is(err, store.ErrOutcomeUnknown) {
 			t.Errorf("exchange = %v, want %v and %v", err, ErrUnreachable, store.ErrOutcomeUnknown)
 		}
@@ -65,7 +65,7 @@ func TestExchangeOutcome(t *testing.T) {
 		client, server := net.Pipe()
 		server.Close()
 		defer client.Close()
-		_, _, err := exchange(context.Background(), client, req)
+		_, _, err := exchange(context.Background(), client, req, nil)
 		if !errors.Is(err, ErrUnreachable) || errors.Is(err, store.ErrOutcomeUnknown) {
 			t.Errorf("exchange = %v, want %v without %v", err, ErrUnreachable, store.ErrOutcomeUnknown)
 		}

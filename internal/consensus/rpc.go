@@ -22,6 +22,21 @@ func (n *Node) Handle(op string, h Handler) {
 	n.handlers[op] = h
 }
 
+// Raw is an RPC body that travels as bytes, not JSON: pass a Raw as
+// Call's req, and a *Raw as its resp, for an op registered with
+// HandleRaw. A peer that predates raw bodies answers such a call with
+// store.ErrInvalidInput ("unknown rpc") before acting on it.
+type Raw []byte
+
+// RawHandler serves one raw RPC operation (see Raw).
+type RawHandler func(ctx context.Context, from string, body []byte) ([]byte, error)
+
+// HandleRaw registers h for op, called with a Raw body. It must be called
+// before Start.
+func (n *Node) HandleRaw(op string, h RawHandler) {
+	n.rawHandlers[op] = h
+}
+
 // rpcTimeout bounds how long one stream may sit idle between frames.
 const rpcTimeout = 30 * time.Second
 
@@ -46,28 +61,69 @@ func (n *Node) serveRPCConn(conn net.Conn) {
 	}
 	stop := context.AfterFunc(n.ctx, func() { conn.Close() })
 	defer stop()
+	var buf []byte
 	for {
 		_ = conn.SetReadDeadline(time.Now().Add(rpcTimeout))
 		var req wire.Request
 		if err := wire.ReadFrame(conn, &req, 0); err != nil {
 			return
 		}
-		resp := n.dispatch(from, req)
+		var raw []byte
+		if req.Raw {
+			var err error
+			if raw, err = wire.ReadRawFrame(conn, 0); err != nil {
+				return
+			}
+		}
+		resp, out := n.dispatch(from, req, raw)
+		// The answer and its raw body go out in one write.
+		var err error
+		buf, err = wire.AppendFrame(buf[:0], resp)
+		if err == nil && resp.Raw {
+			buf, err = wire.AppendRawFrame(buf, out)
+		}
+		if err != nil {
+			n.log.Warn("rpc reply", "peer", from, "op", req.Op, "err", err)
+			return
+		}
 		_ = conn.SetWriteDeadline(time.Now().Add(rpcTimeout))
-		if err := wire.WriteFrame(conn, resp); err != nil {
+		if _, err := conn.Write(buf); err != nil {
 			n.log.Debug("rpc reply", "peer", from, "op", req.Op, "err", err)
 			return
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // one big answer does not pin its buffer for the stream's life
 		}
 	}
 }
 
-func (n *Node) dispatch(from string, req wire.Request) wire.Response {
+// dispatch runs the handler for req (with raw, its raw body) and returns
+// the answer, and for a raw request that succeeded the raw answer body.
+func (n *Node) dispatch(from string, req wire.Request, raw []byte) (wire.Response, []byte) {
+	ctx, cancel := context.WithTimeout(n.ctx, rpcTimeout)
+	defer cancel()
+	if req.Raw {
+		h, ok := n.rawHandlers[req.Op]
+		if !ok {
+			return wire.Response{Error: fmt.Sprintf("unknown raw rpc %q", req.Op), Code: store.Code(store.ErrInvalidInput)}, nil
+		}
+		out, err := h(ctx, from, raw)
+		if err != nil {
+			return wire.Response{Error: err.Error(), Code: store.Code(err)}, nil
+		}
+		if len(out) > wire.MaxFrame {
+			return wire.Response{Error: fmt.Sprintf("%s reply: %d bytes, the limit is %d", req.Op, len(out), wire.MaxFrame)}, nil
+		}
+		return wire.Response{Raw: true}, out
+	}
+	return n.dispatchJSON(ctx, from, req), nil
+}
+
+func (n *Node) dispatchJSON(ctx context.Context, from string, req wire.Request) wire.Response {
 	h, ok := n.handlers[req.Op]
 	if !ok {
 		return wire.Response{Error: fmt.Sprintf("unknown rpc %q", req.Op), Code: store.Code(store.ErrInvalidInput)}
 	}
-	ctx, cancel := context.WithTimeout(n.ctx, rpcTimeout)
-	defer cancel()
 	out, err := h(ctx, from, req.Body)
 	if err != nil {
 		return wire.Response{Error: err.Error(), Code: store.Code(err)}
@@ -81,20 +137,41 @@ func (n *Node) dispatch(from string, req wire.Request) wire.Response {
 
 // Call invokes op on node to. resp may be nil when the answer is not needed.
 // Errors from the remote handler keep their sentinel (errors.Is works).
+// A Raw req is sent as bytes to an op registered with HandleRaw, and its
+// answer is stored in resp, which must then be a *Raw.
 func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("rpc %s to %s: encode: %w", op, to, err)
+	r := wire.Request{Op: op}
+	raw, isRaw := req.(Raw)
+	if isRaw {
+		r.Raw = true
+	} else {
+		body, err := json.Marshal(req)
+		if err != nil {
+			return fmt.Errorf("rpc %s to %s: encode: %w", op, to, err)
+		}
+		r.Body = body
 	}
-	r, err := n.roundTrip(ctx, to, wire.Request{Op: op, Body: body})
+	a, err := n.roundTrip(ctx, to, r, raw)
 	if err != nil {
 		return fmt.Errorf("rpc %s to %s: %w", op, to, err)
 	}
-	if r.Error != "" {
-		return store.FromCode(r.Code, r.Error)
+	if a.Error != "" {
+		return store.FromCode(a.Code, a.Error)
 	}
-	if resp != nil && len(r.Body) > 0 {
-		if err := json.Unmarshal(r.Body, resp); err != nil {
+	if isRaw {
+		rp, ok := resp.(*Raw)
+		switch {
+		case !a.Raw:
+			return fmt.Errorf("rpc %s to %s: %w: the answer has no raw body", op, to, store.ErrOutcomeUnknown)
+		case ok:
+			*rp = a.raw
+		case resp != nil:
+			return fmt.Errorf("rpc %s to %s: a raw call's answer goes into a *Raw, not %T", op, to, resp)
+		}
+		return nil
+	}
+	if resp != nil && len(a.Body) > 0 {
+		if err := json.Unmarshal(a.Body, resp); err != nil {
 			return fmt.Errorf("rpc %s to %s: decode reply: %w", op, to, err)
 		}
 	}
@@ -107,9 +184,9 @@ func (n *Node) Call(ctx context.Context, to, op string, req, resp any) error {
 // gone: the pool's other streams to the node are dropped and the request
 // is sent once more on a new stream, unless it may have reached the peer
 // (store.ErrOutcomeUnknown): a write sent twice could be applied twice.
-func (n *Node) roundTrip(ctx context.Context, to string, req wire.Request) (wire.Response, error) {
+func (n *Node) roundTrip(ctx context.Context, to string, req wire.Request, raw []byte) (answer, error) {
 	if conn := n.rpc.get(to, time.Now()); conn != nil {
-		r, reusable, err := exchange(ctx, conn, req)
+		r, reusable, err := exchange(ctx, conn, req, raw)
 		if err == nil {
 			n.release(to, conn, reusable)
 			return r, nil
@@ -122,9 +199,9 @@ func (n *Node) roundTrip(ctx context.Context, to string, req wire.Request) (wire
 	}
 	conn, err := n.cfg.Dial(ctx, to, wire.KindRPC)
 	if err != nil {
-		return wire.Response{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return answer{}, fmt.Errorf("%w: %w", ErrUnreachable, err)
 	}
-	r, reusable, err := exchange(ctx, conn, req)
+	r, reusable, err := exchange(ctx, conn, req, raw)
 	if err != nil {
 		conn.Close()
 		return r, err
@@ -143,29 +220,48 @@ func (n *Node) release(to string, conn net.Conn, reusable bool) {
 	}
 }
 
-// exchange writes one request frame on conn and reads one answer frame.
-// The stream is reusable after it unless ctx ended as the answer came: the
-// deadline that cancellation sets may then land on it later.
-func exchange(ctx context.Context, conn net.Conn, req wire.Request) (r wire.Response, reusable bool, err error) {
+// answer is a response and, for a raw one, its raw body.
+type answer struct {
+	wire.Response
+	raw []byte
+}
+
+// exchange writes one request (its frame, and raw's frame if req.Raw) on
+// conn and reads one answer. The stream is reusable after it unless ctx
+// ended as the answer came (the deadline that cancellation sets may then
+// land on it later), or a raw request was refused: a peer that predates
+// raw bodies goes on to read the raw frame as its next request, fails and
+// closes the stream.
+func exchange(ctx context.Context, conn net.Conn, req wire.Request, raw []byte) (a answer, reusable bool, err error) {
+	buf, err := wire.AppendFrame(nil, req)
+	if err == nil && req.Raw {
+		buf, err = wire.AppendRawFrame(buf, raw)
+	}
+	if err != nil {
+		return answer{}, false, err
+	}
 	// Closing a yamux stream only half-closes it: a pending read goes on
 	// waiting for the peer. An expired deadline is what wakes it.
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })
 	dl, _ := ctx.Deadline() // none: zero, which also clears an earlier call's
 	_ = conn.SetDeadline(dl)
-	err = wire.WriteFrame(conn, req)
+	_, err = conn.Write(buf)
 	sent := err == nil
 	if sent {
-		err = wire.ReadFrame(conn, &r, 0)
+		err = wire.ReadFrame(conn, &a.Response, 0)
 	}
-	reusable = stop()
+	if err == nil && a.Raw {
+		a.raw, err = wire.ReadRawFrame(conn, 0)
+	}
+	reusable = stop() && !(req.Raw && a.Error != "")
 	if err != nil && sent {
 		// The whole request went out: the peer may have acted on it.
-		return wire.Response{}, false, fmt.Errorf("%w: %w: %w", ErrUnreachable, store.ErrOutcomeUnknown, ctxErr(ctx, err))
+		return answer{}, false, fmt.Errorf("%w: %w: %w", ErrUnreachable, store.ErrOutcomeUnknown, ctxErr(ctx, err))
 	}
 	if err != nil {
-		return wire.Response{}, false, fmt.Errorf("%w: %w", ErrUnreachable, ctxErr(ctx, err))
+		return answer{}, false, fmt.Errorf("%w: %w", ErrUnreachable, ctxErr(ctx, err))
 	}
-	return r, reusable, nil
+	return a, reusable, nil
 }
 
 // leaderPoll is how often a forwarded call checks that its target is

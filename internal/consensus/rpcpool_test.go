@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -132,7 +134,15 @@ type rpcPair struct {
 func newRPCPair(t *testing.T) *rpcPair {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &rpcPair{}
-	p.server = &Node{log: slog.New(slog.DiscardHandler), handlers: map[string]Handler{}, ctx: ctx, cancel: cancel}
+	p.server = &Node{log: slog.New(slog.DiscardHandler), handlers: map[string]Handler{}, rawHandlers: map[string]RawHandler{}, ctx: ctx, cancel: cancel}
+	p.server.HandleRaw("reverse", func(_ context.Context, _ string, body []byte) ([]byte, error) {
+		out := slices.Clone(body)
+		slices.Reverse(out)
+		return out, nil
+	})
+	p.server.HandleRaw("fail-raw", func(context.Context, string, []byte) ([]byte, error) {
+		return nil, store.ErrNotLeader
+	})
 	p.server.Handle("echo", func(_ context.Context, _ string, body json.RawMessage) (any, error) {
 		var s string
 		err := json.Unmarshal(body, &s)
@@ -253,5 +263,101 @@ func TestCallCancelled(t *testing.T) {
 	}
 	if n := p.dials.Load(); n != 2 {
 		t.Errorf("streams opened = %d, want 2 (the cancelled call's is not reused)", n)
+	}
+}
+
+// TestRawCall: a Raw body travels as bytes and its answer comes back the
+// same way, on the pooled streams; a refused raw call keeps its sentinel
+// but not its stream.
+func TestRawCall(t *testing.T) {
+	p := newRPCPair(t)
+	body := []byte{0, 1, 0xff, '{', '"'}
+	for range 3 {
+		var got Raw
+		if err := p.client.Call(t.Context(), "server", "reverse", Raw(body), &got); err != nil || string(got) != "\"{\xff\x01\x00" {
+			t.Fatalf("Call(reverse %q) = %q, %v", body, got, err)
+		}
+	}
+	if n := p.dials.Load(); n != 1 {
+		t.Errorf("3 raw calls opened %d streams, want 1", n)
+	}
+	var got Raw
+	if err := p.client.Call(t.Context(), "server", "fail-raw", Raw(body), &got); !errors.Is(err, store.ErrNotLeader) {
+		t.Errorf("Call(fail-raw) = %v, want ErrNotLeader", err)
+	}
+	// A raw call to a JSON op is refused too.
+	if err := p.client.Call(t.Context(), "server", "echo", Raw(body), &got); !errors.Is(err, store.ErrInvalidInput) {
+		t.Errorf("raw Call(echo) = %v, want ErrInvalidInput", err)
+	}
+	// The first refused raw call did not put its stream back in the pool:
+	// the second opened one.
+	if n := p.dials.Load(); n != 2 {
+		t.Errorf("after two refused raw calls: %d streams opened, want 2", n)
+	}
+	// Nor did the second: a JSON call to a raw op opens a stream. It is
+	// refused, and its stream is reused.
+	if err := p.client.Call(t.Context(), "server", "reverse", "x", nil); !errors.Is(err, store.ErrInvalidInput) {
+		t.Errorf("JSON Call(reverse) = %v, want ErrInvalidInput", err)
+	}
+	var s string
+	if err := p.client.Call(t.Context(), "server", "echo", "ok", &s); err != nil || s != "ok" {
+		t.Fatalf("Call(echo) after refused calls = %q, %v", s, err)
+	}
+	if n := p.dials.Load(); n != 3 {
+		t.Errorf("after a refused JSON call: %d streams opened, want 3 (its stream reused)", n)
+	}
+}
+
+// TestRawCallToOldPeer: a peer that predates raw bodies reads the header,
+// answers "unknown rpc", then chokes on the raw frame and closes the
+// stream. The caller gets ErrInvalidInput (never sent: safe to send
+// otherwise), not ErrOutcomeUnknown, and its next call works.
+func TestRawCallToOldPeer(t *testing.T) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Loopback TCP rather than net.Pipe: a stream buffers what its peer
+	// has not read yet, as yamux does.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client := &Node{cfg: Config{Dial: func(ctx context.Context, _ string, _ wire.Kind) (net.Conn, error) {
+		a, err := (&net.Dialer{}).DialContext(ctx, "tcp", ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		b, err := ln.Accept()
+		if err != nil {
+			a.Close()
+			return nil, err
+		}
+		wg.Go(func() { // the old serving loop: JSON frames only
+			defer b.Close()
+			for {
+				var req wire.Request
+				if err := wire.ReadFrame(b, &req, 0); err != nil {
+					return
+				}
+				resp := wire.Response{Error: fmt.Sprintf("unknown rpc %q", req.Op), Code: store.Code(store.ErrInvalidInput)}
+				if req.Op == "echo" {
+					resp = wire.Response{Body: req.Body}
+				}
+				if err := wire.WriteFrame(b, resp); err != nil {
+					return
+				}
+			}
+		})
+		return a, nil
+	}}}
+	defer client.rpc.close()
+	var got Raw
+	err = client.Call(t.Context(), "old", "reverse", Raw("\x00binary"), &got)
+	if !errors.Is(err, store.ErrInvalidInput) || errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Fatalf("raw Call to an old peer = %v, want ErrInvalidInput without ErrOutcomeUnknown", err)
+	}
+	var s string
+	if err := client.Call(t.Context(), "old", "echo", "still", &s); err != nil || s != "still" {
+		t.Errorf("Call after the refused raw call = %q, %v; want \"still\"", s, err)
 	}
 }

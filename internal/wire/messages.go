@@ -29,18 +29,26 @@ type MemberAddr struct {
 	Address string `json:"address"`
 }
 
-// Request is one call on an rpc stream.
+// Request is one call on an rpc stream. If Raw is set, Body is empty and
+// the request's body follows as one raw frame (WriteRawFrame): bytes
+// that JSON would have to carry as base64 and scan several times over.
+// A node that predates Raw ignores the field, finds no handler for the
+// raw operation and answers with an error (see Response).
 type Request struct {
 	Op   string          `json:"op"`
 	Body json.RawMessage `json:"body,omitempty"`
+	Raw  bool            `json:"raw,omitempty"`
 }
 
 // Response answers a Request. Code is a machine-readable error class
-// (empty on success) so the caller can rebuild a sentinel error.
+// (empty on success) so the caller can rebuild a sentinel error. Raw says
+// a raw frame with the answer's body follows (only for a raw request
+// that succeeded).
 type Response struct {
 	Error string          `json:"error,omitempty"`
 	Code  string          `json:"code,omitempty"`
 	Body  json.RawMessage `json:"body,omitempty"`
+	Raw   bool            `json:"raw,omitempty"`
 }
 
 // Relay stream operations.

@@ -78,37 +78,62 @@ var ErrFrameTooLarge = errors.New("frame too large")
 // WriteFrame writes v as a 4-byte big-endian length followed by its JSON
 // encoding.
 func WriteFrame(w io.Writer, v any) error {
-	body, err := json.Marshal(v)
+	buf, err := AppendFrame(nil, v)
 	if err != nil {
-		return fmt.Errorf("encode frame: %w", err)
+		return err
 	}
-	if len(body) > MaxFrame {
-		return fmt.Errorf("encode frame: %w: %d bytes", ErrFrameTooLarge, len(body))
-	}
-	buf := make([]byte, 4+len(body))
-	binary.BigEndian.PutUint32(buf, uint32(len(body)))
-	copy(buf[4:], body)
 	_, err = w.Write(buf)
 	return err
 }
 
-// ReadFrame reads one frame written by WriteFrame into v, refusing bodies
-// larger than max bytes (MaxFrame if max <= 0).
-func ReadFrame(r io.Reader, v any, max int) error {
+// AppendFrame appends the frame WriteFrame would write to b, so that
+// several frames can go out in one write.
+func AppendFrame(b []byte, v any) ([]byte, error) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return b, fmt.Errorf("encode frame: %w", err)
+	}
+	return AppendRawFrame(b, body)
+}
+
+// AppendRawFrame appends a frame holding body as it is: a 4-byte
+// big-endian length and the bytes. It is how a raw Request or Response
+// carries its body.
+func AppendRawFrame(b, body []byte) ([]byte, error) {
+	if len(body) > MaxFrame {
+		return b, fmt.Errorf("encode frame: %w: %d bytes", ErrFrameTooLarge, len(body))
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(body)))
+	return append(b, body...), nil
+}
+
+// ReadRawFrame reads one frame's body without decoding it, refusing
+// bodies larger than max bytes (MaxFrame if max <= 0).
+func ReadRawFrame(r io.Reader, max int) ([]byte, error) {
 	if max <= 0 {
 		max = MaxFrame
 	}
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return fmt.Errorf("read frame: %w", err)
+		return nil, fmt.Errorf("read frame: %w", err)
 	}
 	n := binary.BigEndian.Uint32(hdr[:])
 	if uint64(n) > uint64(max) {
-		return fmt.Errorf("read frame: %w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+		return nil, fmt.Errorf("read frame: %w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
-		return fmt.Errorf("read frame body: %w", err)
+		return nil, fmt.Errorf("read frame body: %w", err)
+	}
+	return body, nil
+}
+
+// ReadFrame reads one frame written by WriteFrame into v, refusing bodies
+// larger than max bytes (MaxFrame if max <= 0).
+func ReadFrame(r io.Reader, v any, max int) error {
+	body, err := ReadRawFrame(r, max)
+	if err != nil {
+		return err
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("decode frame: %w", err)

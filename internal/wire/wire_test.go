@@ -115,3 +115,39 @@ func FuzzReadFrame(f *testing.F) {
 		_ = ReadFrame(bytes.NewReader(in), &jr, 1<<16)
 	})
 }
+
+// TestRawFrame: a raw request travels as a JSON header frame and a raw
+// frame, both in one buffer; the reader takes them back in order and
+// refuses an oversized or truncated raw frame.
+func TestRawFrame(t *testing.T) {
+	payload := []byte{0, 0xff, '{', 1, 2, 3}
+	b, err := AppendFrame(nil, Request{Op: "kv-batch-raw", Raw: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = AppendRawFrame(b, payload); err != nil {
+		t.Fatal(err)
+	}
+	r := bytes.NewReader(b)
+	var req Request
+	if err := ReadFrame(r, &req, 0); err != nil || req.Op != "kv-batch-raw" || !req.Raw {
+		t.Fatalf("ReadFrame = %+v, %v; want the raw request header", req, err)
+	}
+	got, err := ReadRawFrame(r, 0)
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("ReadRawFrame = %q, %v; want %q", got, err, payload)
+	}
+	if _, err := ReadRawFrame(r, 0); err == nil {
+		t.Error("ReadRawFrame past the end succeeded")
+	}
+	if _, err := ReadRawFrame(bytes.NewReader(b[len(b)-10:len(b)-1]), 0); err == nil {
+		t.Error("ReadRawFrame of a truncated frame succeeded")
+	}
+	big, _ := AppendRawFrame(nil, make([]byte, 100))
+	if _, err := ReadRawFrame(bytes.NewReader(big), 99); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("ReadRawFrame over the limit = %v, want ErrFrameTooLarge", err)
+	}
+	if _, err := AppendRawFrame(nil, make([]byte, MaxFrame+1)); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("AppendRawFrame over MaxFrame = %v, want ErrFrameTooLarge", err)
+	}
+}
