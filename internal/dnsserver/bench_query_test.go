@@ -83,9 +83,18 @@ func BenchmarkServeDNS(b *testing.B) {
 // BenchmarkServeUDP measures a round trip over loopback through ServeUDP:
 // the client's send and receive and the server's loop. Its allocations
 // count both sides.
-func BenchmarkServeUDP(b *testing.B) {
+func BenchmarkServeUDP(b *testing.B) { benchServeUDP(b, "127.0.0.1:0") }
+
+// BenchmarkServeUDPWildcard is BenchmarkServeUDP with the server bound to
+// the wildcard address, as "--dns-addr :53" binds it: a dual-stack socket
+// that reads each query's destination address and answers from it.
+func BenchmarkServeUDPWildcard(b *testing.B) { benchServeUDP(b, "0.0.0.0:0") }
+
+// benchServeUDP is BenchmarkServeUDP with the server listening on laddr
+// and the client sending to 127.0.0.1.
+func benchServeUDP(b *testing.B, laddr string) {
 	s := newTestServer(b, "")
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, err := net.ListenPacket("udp", laddr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -99,7 +108,7 @@ func BenchmarkServeUDP(b *testing.B) {
 			b.Errorf("ServeUDP: %v", err)
 		}
 	}()
-	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	c, err := net.DialUDP("udp", nil, loopbackTo(pc))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,10 +141,18 @@ func BenchmarkServeUDP(b *testing.B) {
 // in the socket together, as under load: each iteration sends a burst of
 // 32 queries and then reads the 32 answers. ns/query is the round trip of
 // the burst divided by its queries.
-func BenchmarkServeUDPBurst(b *testing.B) {
+func BenchmarkServeUDPBurst(b *testing.B) { benchServeUDPBurst(b, "127.0.0.1:0") }
+
+// BenchmarkServeUDPBurstWildcard is BenchmarkServeUDPBurst with the server
+// bound to the wildcard address (see BenchmarkServeUDPWildcard).
+func BenchmarkServeUDPBurstWildcard(b *testing.B) { benchServeUDPBurst(b, "0.0.0.0:0") }
+
+// benchServeUDPBurst is BenchmarkServeUDPBurst with the server listening on
+// laddr and the client sending to 127.0.0.1.
+func benchServeUDPBurst(b *testing.B, laddr string) {
 	const burst = 32
 	s := newTestServer(b, "")
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	pc, err := net.ListenPacket("udp", laddr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -149,7 +166,7 @@ func BenchmarkServeUDPBurst(b *testing.B) {
 			b.Errorf("ServeUDP: %v", err)
 		}
 	}()
-	c, err := net.DialUDP("udp", nil, pc.LocalAddr().(*net.UDPAddr))
+	c, err := net.DialUDP("udp", nil, loopbackTo(pc))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -177,6 +194,12 @@ func BenchmarkServeUDPBurst(b *testing.B) {
 		exchange()
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*burst), "ns/query")
+}
+
+// loopbackTo returns 127.0.0.1 with pc's port: where a client reaches a
+// server bound to 127.0.0.1 or to the wildcard address.
+func loopbackTo(pc net.PacketConn) *net.UDPAddr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pc.LocalAddr().(*net.UDPAddr).Port}
 }
 
 // largeZone returns a zone of about n records of mixed types.

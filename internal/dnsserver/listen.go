@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -19,7 +20,10 @@ import (
 // has port 0 the first socket picks the port and the others bind to it.
 // Where SO_REUSEPORT does not exist (non-Unix systems) it opens one socket
 // whatever n is. Each socket gets a receive buffer of UDPRecvBuffer bytes
-// where the system allows it. On error no socket is left open.
+// where the system allows it, and on a wildcard address (0.0.0.0 or ::,
+// which open one dual-stack socket each) reports every query's
+// destination address from the start, so that ServeUDP answers from it.
+// On error no socket is left open.
 func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 	if n < 1 {
 		n = 1
@@ -27,7 +31,7 @@ func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 	if !reusePortSupported {
 		n = 1
 	}
-	lc := net.ListenConfig{Control: reusePort}
+	lc := net.ListenConfig{Control: listenControl}
 	var conns []net.PacketConn
 	closeAll := func() {
 		for _, c := range conns {
@@ -57,6 +61,17 @@ func ListenUDP(addr string, n int) ([]net.PacketConn, error) {
 		}
 	}
 	return conns, nil
+}
+
+// listenControl prepares each of ListenUDP's sockets before it is bound:
+// SO_REUSEPORT, and on a wildcard address the reporting of each query's
+// destination address, from which ServeUDP answers it (see pktinfoFamily).
+func listenControl(network, address string, c syscall.RawConn) error {
+	if err := reusePort(network, address, c); err != nil {
+		return err
+	}
+	pktinfoControl(network, address, c)
+	return nil
 }
 
 // UDPRecvBuffer is the receive buffer ListenUDP asks for on each socket

@@ -47,7 +47,8 @@ func udpExchange(s *Server, raw []byte) [][]byte {
 		return nil
 	}
 	var wg sync.WaitGroup
-	s.serveSlowUDP(context.Background(), conn, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}, raw, &wg, make(chan struct{}, 1))
+	peer := udpPeer{conn: conn, addr: &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5353}}
+	s.serveSlowUDP(context.Background(), peer, raw, &wg, make(chan struct{}, 1))
 	wg.Wait()
 	return conn.out
 }

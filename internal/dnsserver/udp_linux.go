@@ -71,6 +71,12 @@ type udpBatch struct {
 	inIov, outIov [udpBatchLen]unix.Iovec
 	rmsg, smsg    [udpBatchLen]mmsghdr
 
+	// pktinfo is pktinfoOff on a socket bound to one address. On a
+	// wildcard socket each query's destination address arrives in rctl,
+	// and each answer carries it as its source address in sctl.
+	pktinfo    pktinfoFamily
+	rctl, sctl [udpBatchLen][pktinfoSpace]byte
+
 	// What readFn and writeFn work on and return. The two functions are
 	// built once: a closure made per call would escape to the heap (RawConn
 	// is an interface) and allocate for every batch.
@@ -82,13 +88,14 @@ type udpBatch struct {
 	writeFn     func(fd uintptr) bool
 }
 
-// newUDPBatch prepares batched reading and writing on uc.
-func newUDPBatch(uc *net.UDPConn) (*udpBatch, error) {
+// newUDPBatch prepares batched reading and writing on uc, with the
+// control messages of family fam (see enablePktinfo).
+func newUDPBatch(uc *net.UDPConn, fam pktinfoFamily) (*udpBatch, error) {
 	rc, err := uc.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("raw udp socket %s: %w", uc.LocalAddr(), err)
 	}
-	b := &udpBatch{rc: rc}
+	b := &udpBatch{rc: rc, pktinfo: fam}
 	in := make([]byte, udpBatchLen*dns.MaxMsgSize)
 	out := make([]byte, udpBatchLen*udpSize)
 	for i := range udpBatchLen {
@@ -99,6 +106,9 @@ func newUDPBatch(uc *net.UDPConn) (*udpBatch, error) {
 		b.rmsg[i].hdr.Name = (*byte)(unsafe.Pointer(&b.peer[i]))
 		b.rmsg[i].hdr.Iov = &b.inIov[i]
 		b.rmsg[i].hdr.SetIovlen(1)
+		if fam != pktinfoOff {
+			b.rmsg[i].hdr.Control = &b.rctl[i][0]
+		}
 		b.outIov[i].Base = &b.out[i][0]
 		b.smsg[i].hdr.Iov = &b.outIov[i]
 		b.smsg[i].hdr.SetIovlen(1)
@@ -165,8 +175,11 @@ func (b *udpBatch) send(fd uintptr) bool {
 // how many.
 func (b *udpBatch) read() (int, error) {
 	for i := range b.rmsg {
-		// The kernel overwrote it with the size of the address it wrote.
+		// The kernel overwrote them with the sizes of what it wrote.
 		b.rmsg[i].hdr.Namelen = unix.SizeofSockaddrInet6
+		if b.pktinfo != pktinfoOff {
+			b.rmsg[i].hdr.SetControllen(pktinfoSpace)
+		}
 	}
 	b.nread, b.errno = 0, 0
 	if err := b.rc.Read(b.readFn); err != nil {
@@ -198,7 +211,29 @@ func (b *udpBatch) queue(i, n int) {
 	b.outIov[k].SetLen(n)
 	b.smsg[k].hdr.Name = (*byte)(unsafe.Pointer(&b.peer[i]))
 	b.smsg[k].hdr.Namelen = b.rmsg[i].hdr.Namelen
+	if b.pktinfo != pktinfoOff {
+		n := 0
+		if src, ok := b.source(i); ok {
+			n = putPktinfo(b.sctl[k][:], b.pktinfo, src)
+		}
+		if n > 0 {
+			b.smsg[k].hdr.Control = &b.sctl[k][0]
+		} else {
+			b.smsg[k].hdr.Control = nil
+		}
+		b.smsg[k].hdr.SetControllen(n)
+	}
 	b.nsend++
+}
+
+// source returns the address the answer to the i-th query should come
+// from: the address the query was sent to, on a wildcard socket.
+func (b *udpBatch) source(i int) (netip.Addr, bool) {
+	if b.pktinfo == pktinfoOff {
+		return netip.Addr{}, false
+	}
+	n := min(int(b.rmsg[i].hdr.Controllen), pktinfoSpace)
+	return replySource(parsePktinfo(b.rctl[i][:n]))
 }
 
 // flush sends the queued answers.
@@ -245,7 +280,7 @@ func netPort(p *uint16) uint16 {
 // allocation for either. Packets for the slow path are handled as
 // serveUDPLoop does, answered through uc's own methods.
 func (s *Server) serveUDPBatch(ctx context.Context, uc *net.UDPConn, wg *sync.WaitGroup, sem chan struct{}) error {
-	b, err := newUDPBatch(uc)
+	b, err := newUDPBatch(uc, s.servePktinfo(uc))
 	if err != nil {
 		s.log.Debug("dns udp without batches", "err", err)
 		return s.serveUDPLoop(ctx, uc, wg, sem)
@@ -269,7 +304,11 @@ func (s *Server) serveUDPBatch(ctx context.Context, uc *net.UDPConn, wg *sync.Wa
 				b.queue(i, m)
 			case fastSlow:
 				if ap, ok := b.peerAddr(i); ok {
-					s.serveSlowUDP(ctx, uc, net.UDPAddrFromAddrPort(ap), req, wg, sem)
+					peer := udpPeer{conn: uc, addr: net.UDPAddrFromAddrPort(ap)}
+					if src, ok := b.source(i); ok {
+						peer.setSource(b.pktinfo, src)
+					}
+					s.serveSlowUDP(ctx, peer, req, wg, sem)
 				}
 			}
 		}
