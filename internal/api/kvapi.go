@@ -446,7 +446,8 @@ func (s *server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.kvWriteError(w, r, key, err)
 		return
 	}
-	s.reply(w, entryJSON(e, false), nil)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(appendPutJSON(make([]byte, 0, 128), entryJSON(e, false)))
 }
 
 func (s *server) kvDelete(w http.ResponseWriter, r *http.Request) {

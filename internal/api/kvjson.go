@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -229,4 +230,25 @@ func entryJSON(e kv.Entry, withValue bool) KVEntry {
 		}
 	}
 	return out
+}
+
+// appendPutJSON appends the answer to a put (an entry without a value) as
+// reply writes it, indented, but without reflection: it is the one answer
+// on the write path, and encoding/json took a tenth of the CPU of an HTTP
+// put.
+func appendPutJSON(b []byte, e KVEntry) []byte {
+	key, _ := json.Marshal(e.Key) // a string always encodes
+	b = append(b, "{\n  \"key\": "...)
+	b = append(b, key...)
+	b = append(b, ",\n  \"create_index\": "...)
+	b = strconv.AppendUint(b, e.CreateIndex, 10)
+	b = append(b, ",\n  \"modify_index\": "...)
+	b = strconv.AppendUint(b, e.ModifyIndex, 10)
+	if e.Expires != nil {
+		if t, err := e.Expires.MarshalJSON(); err == nil {
+			b = append(b, ",\n  \"expires\": "...)
+			b = append(b, t...)
+		}
+	}
+	return append(b, "\n}\n"...)
 }
