@@ -177,17 +177,6 @@ type Link struct {
 	Since   time.Time // when the session was adopted
 }
 
-// Stream is one stream of a session. Its kind header has already been
-// written (Open) or consumed (Listener.Accept). Close half-closes it: the
-// other side reads EOF and may still write until it closes too.
-type Stream struct {
-	net.Conn
-	// Peer is the name of the node at the other end.
-	Peer string
-	// Kind is the stream's kind.
-	Kind wire.Kind
-}
-
 // Network owns the links of one node. Create it with New, feed it
 // listeners with Serve, and stop it with Close.
 type Network struct {

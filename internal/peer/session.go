@@ -343,7 +343,12 @@ func (n *Network) handleInbound(raw net.Conn) {
 			conn.Close()
 			return
 		}
+		// Join is to return once ctx ends, but a read or write it has
+		// under way waits for its own deadline (a join allows 30 s), not
+		// for ctx: closing the connection at Close ends it at once.
+		stop := context.AfterFunc(n.ctx, func() { raw.Close() })
 		n.cfg.Join(n.ctx, conn)
+		stop()
 		conn.Close()
 		return
 	}
