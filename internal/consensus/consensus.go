@@ -74,6 +74,7 @@ type Node struct {
 	storage     *Storage
 	handlers    map[string]Handler
 	rawHandlers map[string]RawHandler
+	streams     *streamLayer
 	rpc         rpcPool // idle streams of forwarded calls, for reuse
 
 	ctx    context.Context
@@ -180,6 +181,7 @@ func Open(cfg Config) (*Node, error) {
 		rc.CommitTimeout = t.CommitTimeout
 	}
 	sl := &streamLayer{name: cfg.Name, ln: cfg.RaftListener, dial: cfg.Dial, ctx: ctx}
+	n.streams = sl
 	n.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  sl,
 		MaxPool: 3,
@@ -493,6 +495,9 @@ func (n *Node) Close() error {
 		n.rpc.close()
 		err := n.raft.Shutdown().Error()
 		err = errors.Join(err, n.transport.Close())
+		if !n.streams.drain(drainWait) {
+			n.log.Warn("raft transport still serving a stream after shutdown; closing storage anyway", "waited", drainWait)
+		}
 		n.cfg.RPCListener.Close()
 		n.wg.Wait()
 		if n.storage.closer != nil {
@@ -502,6 +507,11 @@ func (n *Node) Close() error {
 	})
 	return n.closeErr
 }
+
+// drainWait bounds how long Close waits for Raft's transport to let go of
+// the streams it serves (a heartbeat being answered) before it closes the
+// storage they may write to.
+const drainWait = 10 * time.Second
 
 // ErrCantBootstrap is returned by Bootstrap when Raft already has state.
 var ErrCantBootstrap = raft.ErrCantBootstrap
