@@ -195,6 +195,21 @@ func TestStreamPeerName(t *testing.T) {
 	})
 }
 
+// endedWithError fails the test unless what, whose outcome ch carries,
+// has failed by the time everything Close woke has run.
+func endedWithError(t *testing.T, ch <-chan error, what string) {
+	t.Helper()
+	synctest.Wait()
+	select {
+	case err := <-ch:
+		if err == nil {
+			t.Errorf("%s succeeded after Close", what)
+		}
+	default:
+		t.Errorf("%s still blocked after Close", what)
+	}
+}
+
 // returnsWithin runs f and fails the test, with every goroutine's stack,
 // if it has not returned after d of virtual time.
 func returnsWithin(t *testing.T, what string, d time.Duration, f func()) {
@@ -257,14 +272,7 @@ func TestCloseEndsRetiredSession(t *testing.T) {
 		if !old.sess.IsClosed() {
 			t.Errorf("retired session still open after Close")
 		}
-		select {
-		case err := <-done:
-			if err == nil {
-				t.Errorf("Read on the retired session's stream succeeded after Close")
-			}
-		default:
-			t.Errorf("Read on the retired session's stream still blocked after Close")
-		}
+		endedWithError(t, done, "Read on the retired session's stream")
 		returnsWithin(t, "Close of a", closeBound, a.stop)
 	})
 }
@@ -349,15 +357,7 @@ func TestCloseWithStalledPeer(t *testing.T) {
 		}
 
 		returnsWithin(t, "Close of b", closeBound, b.stop)
-		synctest.Wait()
-		select {
-		case err := <-written:
-			if err == nil {
-				t.Errorf("Write to a stalled peer succeeded after Close")
-			}
-		default:
-			t.Errorf("Write to a stalled peer still blocked after Close")
-		}
+		endedWithError(t, written, "Write to a stalled peer")
 		returnsWithin(t, "Close of a", closeBound, a.stop)
 	})
 }
@@ -396,13 +396,6 @@ func TestCloseDuringJoin(t *testing.T) {
 		synctest.Wait()
 
 		returnsWithin(t, "Close during a join", closeBound, srv.stop)
-		select {
-		case err := <-joined:
-			if err == nil {
-				t.Errorf("Join's read succeeded after Close")
-			}
-		default:
-			t.Errorf("Join still reading after Close returned")
-		}
+		endedWithError(t, joined, "Join's read")
 	})
 }
