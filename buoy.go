@@ -63,6 +63,9 @@ type Node struct {
 	// kvFwd sends this node's key-value writes to the leader
 	// (kvforward.go).
 	kvFwd *kvForwarder
+	// cert holds the certificate in use, which renewals replace; id keeps
+	// the one loaded at start (key and CA never change) (certrenew.go).
+	cert certState
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -180,6 +183,9 @@ func (n *Node) start(ctx context.Context) error {
 		if id.Name != n.cfg.Name {
 			return fmt.Errorf("%w: data dir %s belongs to node %q, not %q", ErrConfig, dir, id.Name, n.cfg.Name)
 		}
+		if err := checkCertExpiry(id, dir, time.Now()); err != nil {
+			return err
+		}
 	case errors.Is(err, pki.ErrNoIdentity) && n.cfg.Bootstrap:
 		if id, err = n.bootstrapIdentity(); err != nil {
 			return err
@@ -194,6 +200,7 @@ func (n *Node) start(ctx context.Context) error {
 		return fmt.Errorf("load identity: %w", err)
 	}
 	n.id = id
+	n.cert.cur.Store(id)
 
 	n.fsm = store.NewFSM(n.log.With("component", "store"))
 	n.net, err = peer.New(peer.Config{
@@ -274,6 +281,7 @@ func (n *Node) start(ctx context.Context) error {
 	n.wg.Go(n.watchState)
 	n.wg.Go(n.leaderLoop)
 	n.wg.Go(n.expireLoop)
+	n.wg.Go(n.certLoop)
 	n.roles.start()
 	n.log.Info("node started", "peer_addr", n.peerL.Addr().String(), "ca", pki.CertHash(id.CADER))
 	return nil

@@ -31,6 +31,7 @@ Usage:
   buoy kv list [PREFIX] [--stale] [--json]
   buoy kv watch [PREFIX] [--index N] [--json]
   buoy roles [--json]           failover roles; also roles show|move|history|put|delete
+  buoy cert [renew] [--json]    this node's certificate; renew it now
   buoy leave                    make the node leave the cluster and stop
   buoy remove NAME              remove a member (from any node)
 
@@ -78,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runKV(ctx, rest, os.Stdin, stdout, stderr)
 	case "roles":
 		return runRoles(ctx, rest, stdout, stderr, os.Stdin)
+	case "cert":
+		return runCert(ctx, rest, stdout, stderr)
 	case "members", "status", "token", "zone", "leave", "remove":
 		return runClient(ctx, cmd, rest, stdout, stderr)
 	case "help", "-h", "--help":

@@ -117,6 +117,7 @@ type Backend interface {
 	ZoneDrop(ctx context.Context, origin string) error
 	ZoneReload(ctx context.Context) error
 	KVBackend
+	CertBackend
 }
 
 // ZoneInfo describes one zone in the replicated state.
@@ -171,6 +172,7 @@ func NewWithOptions(b Backend, o Options, log *slog.Logger) http.Handler {
 	mux.HandleFunc("DELETE /v1/zones/{origin}", s.zoneDrop)
 	s.kvRoutes(mux)
 	s.roleRoutes(mux)
+	s.certRoutes(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Errorf("no such endpoint: %s %s", r.Method, r.URL.Path))
 	})

@@ -51,6 +51,7 @@ import (
 	"net/netip"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"buoy/internal/wire"
@@ -107,7 +108,8 @@ type Config struct {
 	// Name is this node's name; Cert must carry it.
 	Name string
 	// Cert is this node's certificate (its chain may include the CA
-	// certificate) and private key, used both as TLS client and server.
+	// certificate) and private key, used both as TLS client and server
+	// until SetCert replaces it.
 	Cert tls.Certificate
 	// Roots holds the cluster CA; only certificates it signed are accepted.
 	Roots *x509.CertPool
@@ -184,6 +186,8 @@ type Network struct {
 	log       *slog.Logger
 	clientTLS func(name string) *tls.Config
 	serverTLS *tls.Config
+	// cert is what this node presents in new handshakes (cert.go).
+	cert atomic.Pointer[tls.Certificate]
 
 	// ctx is cancelled by Close; every goroutine of the Network watches it
 	// (directly or through a session that Close closes).
@@ -266,6 +270,8 @@ func New(cfg Config) (*Network, error) {
 		serving:    make(map[net.Listener]struct{}),
 		changed:    make(chan struct{}),
 	}
+	cfg.Cert.Leaf = leaf
+	n.cert.Store(&cfg.Cert)
 	n.serverTLS = n.newServerTLS()
 	n.clientTLS = n.newClientTLS
 	n.wg.Go(n.dispatchEvents)

@@ -56,12 +56,12 @@ func (n *Network) checkMember(name string, cert *x509.Certificate) error {
 // negotiated ALPN whether one was required.
 func (n *Network) newServerTLS() *tls.Config {
 	cfg := &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		MaxVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{n.cfg.Cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    n.cfg.Roots,
-		NextProtos:   []string{ALPNPeer, ALPNJoin},
+		MinVersion:     tls.VersionTLS13,
+		MaxVersion:     tls.VersionTLS13,
+		GetCertificate: n.serverCert,
+		ClientAuth:     tls.VerifyClientCertIfGiven,
+		ClientCAs:      n.cfg.Roots,
+		NextProtos:     []string{ALPNPeer, ALPNJoin},
 		// Resumption would skip the certificate check on later handshakes
 		// of a possibly removed member; links are long-lived, so a full
 		// handshake each time costs nothing that matters.
@@ -105,12 +105,12 @@ func (n *Network) newServerTLS() *tls.Config {
 // belong to another member) and that it is still a member.
 func (n *Network) newClientTLS(name string) *tls.Config {
 	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		MaxVersion:   tls.VersionTLS13,
-		Certificates: []tls.Certificate{n.cfg.Cert},
-		RootCAs:      n.cfg.Roots,
-		ServerName:   name,
-		NextProtos:   []string{ALPNPeer},
+		MinVersion:           tls.VersionTLS13,
+		MaxVersion:           tls.VersionTLS13,
+		GetClientCertificate: n.clientCert,
+		RootCAs:              n.cfg.Roots,
+		ServerName:           name,
+		NextProtos:           []string{ALPNPeer},
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if cs.NegotiatedProtocol != ALPNPeer {
 				return fmt.Errorf("%w: negotiated %q", errWrongALPN, cs.NegotiatedProtocol)
