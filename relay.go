@@ -56,13 +56,6 @@ type relayConn struct {
 
 func (c *relayConn) RemoteAddr() net.Addr { return c.remote }
 
-// Close ends the spliced stream for good: a yamux stream's Close only
-// half-closes it, which would leave the session inside waiting for a read.
-func (c *relayConn) Close() error {
-	_ = c.Conn.SetReadDeadline(time.Now())
-	return c.Conn.Close()
-}
-
 // relayState is the node's relay bookkeeping.
 type relayState struct {
 	ln     *peer.ChanListener // relayed connections for us, to be handshaken

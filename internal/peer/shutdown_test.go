@@ -112,7 +112,10 @@ func TestStreamCloseEndsPendingRead(t *testing.T) {
 				}
 
 				s.Close()
-				synctest.Wait() // no time passes: only what Close woke runs
+				// Close gives yamux a read deadline one nanosecond ahead
+				// (see soon): one nanosecond passes, nothing more.
+				time.Sleep(time.Nanosecond)
+				synctest.Wait()
 				select {
 				case err := <-done:
 					if !errors.Is(err, net.ErrClosed) {
@@ -153,6 +156,7 @@ func TestStreamDeadlineAfterClose(t *testing.T) {
 				_, err := s.Conn.Read(make([]byte, 1))
 				done <- err
 			}()
+			time.Sleep(time.Nanosecond) // the woken Read's deadline (see soon)
 			synctest.Wait()
 			select {
 			case err := <-done:
@@ -161,7 +165,7 @@ func TestStreamDeadlineAfterClose(t *testing.T) {
 				}
 			default:
 				t.Errorf("%s(zero) after Close: Read blocks again", set.name)
-				s.Conn.SetReadDeadline(closedDeadline)
+				s.Conn.SetReadDeadline(time.Now().Add(time.Nanosecond))
 				<-done
 			}
 		}
@@ -199,6 +203,7 @@ func TestStreamPeerName(t *testing.T) {
 // has failed by the time everything Close woke has run.
 func endedWithError(t *testing.T, ch <-chan error, what string) {
 	t.Helper()
+	time.Sleep(time.Nanosecond) // a woken Read's deadline (see soon)
 	synctest.Wait()
 	select {
 	case err := <-ch:
