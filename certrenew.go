@@ -18,6 +18,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -85,7 +86,7 @@ func (n *Node) certLoop() {
 	t := time.NewTicker(cmp.Or(n.cert.every, certCheckEvery))
 	defer t.Stop()
 	id := n.cert.cur.Load()
-	n.log.Info("node certificate", "serial", fmt.Sprintf("%X", id.Cert.SerialNumber),
+	n.log.Info("node certificate", "serial", serialHex(id.Cert),
 		"not_after", id.Cert.NotAfter.UTC(), "renew_after", pki.RenewAt(id.Cert).UTC())
 	waiting := false // a renewal is due and waits for the state
 	ticked := false  // this check comes from the ticker, not a change of state
@@ -155,9 +156,9 @@ func (n *Node) renewCert(s *store.State, now time.Time, force bool) (prev, cur *
 	}
 	n.cert.cur.Store(id)
 	n.log.Info("node certificate renewed", "forced", force,
-		"serial", fmt.Sprintf("%X", id.Cert.SerialNumber), "not_after", id.Cert.NotAfter.UTC(),
+		"serial", serialHex(id.Cert), "not_after", id.Cert.NotAfter.UTC(),
 		"renew_after", pki.RenewAt(id.Cert).UTC(),
-		"previous_serial", fmt.Sprintf("%X", old.Cert.SerialNumber), "previous_not_after", old.Cert.NotAfter.UTC())
+		"previous_serial", serialHex(old.Cert), "previous_not_after", old.Cert.NotAfter.UTC())
 	return old, id, nil
 }
 
@@ -218,7 +219,7 @@ func certInfo(id *pki.Identity, now time.Time) CertInfo {
 	c := id.Cert
 	return CertInfo{
 		Subject:        id.Name,
-		Serial:         fmt.Sprintf("%X", c.SerialNumber),
+		Serial:         serialHex(c),
 		KeyFingerprint: pki.KeyFingerprint(c),
 		Issuer:         id.CA.Subject.CommonName,
 		CAHash:         pki.CertHash(id.CADER),
@@ -233,4 +234,15 @@ func (b apiBackend) CertShow(ctx context.Context) (api.CertInfo, error) { return
 
 func (b apiBackend) CertRenew(ctx context.Context) (api.CertRenewal, error) {
 	return b.RenewCert(ctx)
+}
+
+// serialHex is a certificate's serial as "openssl x509 -serial" prints it:
+// uppercase hex, whole bytes (a leading 0 when the first digit would be
+// alone), so the two can be compared as strings.
+func serialHex(c *x509.Certificate) string {
+	h := fmt.Sprintf("%X", c.SerialNumber)
+	if len(h)%2 == 1 {
+		h = "0" + h
+	}
+	return h
 }

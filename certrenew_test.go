@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -339,5 +340,14 @@ func TestRenewalCA(t *testing.T) {
 				t.Errorf("renewalCA() = %v: waiting for the state must read as api.ErrNotReady", err)
 			}
 		})
+	}
+}
+
+// TestSerialHex: serials print as openssl prints them, whole bytes.
+func TestSerialHex(t *testing.T) {
+	for in, want := range map[int64]string{0x0f34: "0F34", 0x1234: "1234", 0x5: "05", 0xabcdef: "ABCDEF"} {
+		if got := serialHex(&x509.Certificate{SerialNumber: big.NewInt(in)}); got != want {
+			t.Errorf("serialHex(%#x) = %q, want %q", in, got, want)
+		}
 	}
 }

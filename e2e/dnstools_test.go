@@ -23,6 +23,7 @@ var dnsTools = map[string]string{
 	"nsupdate": "dnsutils",
 	"kdig":     "knot-dnsutils",
 	"knotd":    "knot",
+	"openssl":  "openssl",
 }
 
 // dnsToolTimeout bounds one run of dig, kdig or nsupdate.
