@@ -42,8 +42,9 @@ type Stream struct {
 // and selects on its channel. With a deadline already past, that timer has
 // expired when the select starts, and in a testing/synctest bubble under
 // the race detector Go 1.26.8 then crashes (SIGSEGV in
-// runtime.(*timer).maybeRunChan; it happened in CI, and a 40-line program
-// with no yamux in it does the same in 3 runs of 5). A deadline a
+// runtime.(*timer).maybeRunChan; it happened in CI, and the program in
+// testdata/synctest-timer-crash, with no yamux in it, does the same in 3
+// runs of 5). A deadline a
 // nanosecond ahead is the same thing on a real clock, and in a bubble,
 // whose clock stands still while goroutines run, the timer goes into the
 // heap and fires normally. Read and Write fail at once, without yamux,
