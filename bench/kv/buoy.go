@@ -7,19 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"time"
 )
 
 // buoyCluster is three "buoy agent" processes on loopback, each with its
 // data dir under the run's folder, with their default settings (fsync on),
 // driven through the HTTP API.
 type buoyCluster struct {
-	procs []*proc
-	names []string
-	http  []string // API base URLs, in node order
-	pool  *pool
+	cluster
 }
 
 // buoyStatus is the part of GET /v1/status the harness reads.
@@ -68,7 +63,8 @@ func startBuoy(ctx context.Context, bin, dir string, workers int, target string,
 	if err != nil {
 		return nil, err
 	}
-	c := &buoyCluster{}
+	c := &buoyCluster{cluster{system: "buoy"}}
+	c.findLeader = c.leaderIndex
 	// No DNS: the benchmark does not use it, and one port fewer to race for.
 	common := []string{"--dns-addr", "-", "--log-level", "warn"}
 	if agentHasFlag(bin, "kv-text-addr") {
@@ -121,42 +117,17 @@ func startBuoy(ctx context.Context, bin, dir string, workers int, target string,
 		c.stop()
 		return nil, err
 	}
-	// The leader first: one client talks to the leader on both systems,
-	// and more clients spread evenly from there.
-	i, err := c.leaderIndex(ctx)
-	if err != nil {
+	if err := c.startPool(ctx, workers, target); err != nil {
 		c.stop()
 		return nil, err
 	}
-	endpoints := append(slices.Clone(c.http[i:]), c.http[:i]...)
-	if target == targetLeader {
-		endpoints = endpoints[:1]
-	}
-	c.pool = newPool(endpoints, workers)
 	return c, nil
 }
 
 // wait polls every started node's status until each reports the same
 // leader and the given number of voters.
 func (c *buoyCluster) wait(ctx context.Context, voters int) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := c.alive()
-		if err != nil {
-			return err
-		}
-		if err = c.agree(ctx, voters); err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("buoy: cluster not ready after 60 s: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
+	return c.waitFor(ctx, "cluster not ready", func(ctx context.Context) error { return c.agree(ctx, voters) })
 }
 
 func (c *buoyCluster) agree(ctx context.Context, voters int) error {
@@ -191,8 +162,6 @@ func (c *buoyCluster) leaderIndex(ctx context.Context) (int, error) {
 	return -1, fmt.Errorf("buoy: leader %q is not one of %v", st.Leader, c.names)
 }
 
-func (c *buoyCluster) name() string { return "buoy" }
-
 func (c *buoyCluster) put(ctx context.Context, worker int, key string, value []byte) error {
 	_, err := c.pool.do(ctx, worker, "PUT", "/v1/kv/"+escapeKey(key), value, "application/octet-stream")
 	return err
@@ -203,45 +172,4 @@ func (c *buoyCluster) put(ctx context.Context, worker int, key string, value []b
 func (c *buoyCluster) get(ctx context.Context, worker int, key string) error {
 	_, err := c.pool.do(ctx, worker, "GET", "/v1/kv/"+escapeKey(key), nil, "")
 	return err
-}
-
-func (c *buoyCluster) leader(ctx context.Context) (string, error) {
-	i, err := c.leaderIndex(ctx)
-	if err != nil {
-		return "", err
-	}
-	return c.names[i], nil
-}
-
-func (c *buoyCluster) follow(ctx context.Context) (bool, error) {
-	i, err := c.leaderIndex(ctx)
-	if err != nil {
-		return false, err
-	}
-	return c.pool.retarget(c.http[i]), nil
-}
-
-func (c *buoyCluster) pids() []int {
-	var ids []int
-	for _, p := range c.procs {
-		ids = append(ids, p.pid())
-	}
-	return ids
-}
-
-// alive fails if a node has exited.
-func (c *buoyCluster) alive() error {
-	for _, p := range c.procs {
-		if !p.running() {
-			return p.exited()
-		}
-	}
-	return nil
-}
-
-func (c *buoyCluster) stop() {
-	if c.pool != nil {
-		c.pool.close()
-	}
-	stopAll(c.procs)
 }

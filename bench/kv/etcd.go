@@ -9,9 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"time"
 )
 
 // etcdCluster is three etcd members on loopback, each with its data dir
@@ -19,10 +17,7 @@ import (
 // gRPC gateway every member serves on its client URL), so the benchmark
 // needs no etcd Go module.
 type etcdCluster struct {
-	procs   []*proc
-	clients []string // client URLs, in member order
-	names   []string
-	pool    *pool
+	cluster
 }
 
 // etcdVersion returns the first line of "etcd --version".
@@ -43,12 +38,13 @@ func startEtcd(ctx context.Context, bin, dir string, workers int, target string)
 	if err != nil {
 		return nil, err
 	}
-	c := &etcdCluster{}
+	c := &etcdCluster{cluster{system: "etcd"}}
+	c.findLeader = c.leaderIndex
 	var initial []string
 	for i := range 3 {
 		name := fmt.Sprintf("etcd%d", i+1)
 		c.names = append(c.names, name)
-		c.clients = append(c.clients, "http://"+addrs[2*i])
+		c.http = append(c.http, "http://"+addrs[2*i])
 		initial = append(initial, name+"=http://"+addrs[2*i+1])
 	}
 	for i, name := range c.names {
@@ -61,8 +57,8 @@ func startEtcd(ctx context.Context, bin, dir string, workers int, target string)
 		args := []string{
 			"--name", name,
 			"--data-dir", data,
-			"--listen-client-urls", c.clients[i],
-			"--advertise-client-urls", c.clients[i],
+			"--listen-client-urls", c.http[i],
+			"--advertise-client-urls", c.http[i],
 			"--listen-peer-urls", peer,
 			"--initial-advertise-peer-urls", peer,
 			"--initial-cluster", strings.Join(initial, ","),
@@ -78,22 +74,17 @@ func startEtcd(ctx context.Context, bin, dir string, workers int, target string)
 		}
 		c.procs = append(c.procs, p)
 	}
-	if err := c.waitLeader(ctx); err != nil {
+	if err := c.waitFor(ctx, "no leader", func(ctx context.Context) error {
+		_, err := c.leaderIndex(ctx)
+		return err
+	}); err != nil {
 		c.stop()
 		return nil, err
 	}
-	// The leader first: one client talks to the leader on both systems,
-	// and more clients spread evenly from there.
-	i, err := c.leaderIndex(ctx)
-	if err != nil {
+	if err := c.startPool(ctx, workers, target); err != nil {
 		c.stop()
 		return nil, err
 	}
-	endpoints := append(slices.Clone(c.clients[i:]), c.clients[:i]...)
-	if target == targetLeader {
-		endpoints = endpoints[:1]
-	}
-	c.pool = newPool(endpoints, workers)
 	return c, nil
 }
 
@@ -110,7 +101,7 @@ type etcdStatus struct {
 func (c *etcdCluster) leaderIndex(ctx context.Context) (int, error) {
 	var ids []string
 	var leader string
-	for _, u := range c.clients {
+	for _, u := range c.http {
 		var st etcdStatus
 		if err := postJSON(ctx, u+"/v3/maintenance/status", struct{}{}, &st); err != nil {
 			return -1, err
@@ -127,31 +118,6 @@ func (c *etcdCluster) leaderIndex(ctx context.Context) (int, error) {
 	}
 	return -1, errors.New("etcd: no leader")
 }
-
-func (c *etcdCluster) waitLeader(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		for _, p := range c.procs {
-			if !p.running() {
-				return p.exited()
-			}
-		}
-		_, err := c.leaderIndex(ctx)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("etcd: no leader after 60 s: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-func (c *etcdCluster) name() string { return "etcd" }
 
 // etcdKV is the body of /v3/kv/put and /v3/kv/range; []byte fields travel
 // as base64, as the gateway wants.
@@ -184,45 +150,4 @@ func (c *etcdCluster) get(ctx context.Context, worker int, key string) error {
 		return fmt.Errorf("etcd range %s: no such key: %.200s", key, out)
 	}
 	return nil
-}
-
-func (c *etcdCluster) leader(ctx context.Context) (string, error) {
-	i, err := c.leaderIndex(ctx)
-	if err != nil {
-		return "", err
-	}
-	return c.names[i], nil
-}
-
-func (c *etcdCluster) follow(ctx context.Context) (bool, error) {
-	i, err := c.leaderIndex(ctx)
-	if err != nil {
-		return false, err
-	}
-	return c.pool.retarget(c.clients[i]), nil
-}
-
-func (c *etcdCluster) pids() []int {
-	var ids []int
-	for _, p := range c.procs {
-		ids = append(ids, p.pid())
-	}
-	return ids
-}
-
-// alive fails if a member has exited.
-func (c *etcdCluster) alive() error {
-	for _, p := range c.procs {
-		if !p.running() {
-			return p.exited()
-		}
-	}
-	return nil
-}
-
-func (c *etcdCluster) stop() {
-	if c.pool != nil {
-		c.pool.close()
-	}
-	stopAll(c.procs)
 }

@@ -171,13 +171,14 @@ func (c *Cluster) cleanup() {
 	}
 	if c.t.Failed() {
 		for _, n := range c.nodes {
-			c.t.Logf("--- last lines of %s's log (%s) ---\n%s", n.name, n.logPath, tail(n.logPath, 60))
+			c.t.Logf("--- last lines of %s's log (%s) ---\n%s", n.name, n.logPath, Tail(n.logPath, 60))
 		}
 	}
 }
 
-// tail returns the last lines of a file.
-func tail(path string, lines int) string {
+// Tail returns the last lines of a file (an agent's log), or why it
+// cannot be read.
+func Tail(path string, lines int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
@@ -271,35 +272,56 @@ func (n *Node) launch() {
 	if err := os.MkdirAll(filepath.Dir(n.dataDir), 0o700); err != nil {
 		c.t.Fatalf("nscluster: %v", err)
 	}
-	f, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		c.t.Fatalf("nscluster: open log of %s: %v", n.name, err)
-	}
-	defer f.Close() // the child holds its own copy
-	fmt.Fprintf(f, "===== %s: buoy %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(n.args, " "))
-	// The lab kills the agent by PID when the test ends; Pdeathsig also
-	// kills it if the test binary dies without running its cleanups.
-	cmd := n.host.Command(context.Background(), c.opts.Agent, n.args...)
-	cmd.Env = env()
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = agentProcAttr()
-	p, err := c.lab.Start(cmd)
+	p, err := StartAgent(c.lab, n.host, c.opts.Agent, n.args, n.logPath)
 	if err != nil {
 		c.t.Fatalf("nscluster: start %s: %v", n.name, err)
 	}
 	n.proc = p
+	err = WaitAPI(p, n.logPath, c.opts.Poll, func(ctx context.Context) error {
+		_, err := n.Status(ctx)
+		return err
+	})
+	if err != nil {
+		c.t.Fatalf("nscluster: %s: %v", n.name, err)
+	}
+}
+
+// StartAgent starts bin with args (an "agent" command line) inside host's
+// namespace, its output appended to logPath after a line that names the
+// command, its environment ours without BUOY_* variables so that only the
+// command line configures it. lab owns the process and kills it by PID
+// when the test ends; Pdeathsig also kills it if the program dies without
+// running its cleanups. rolelab starts its agents with it too.
+func StartAgent(lab *netlab.Lab, host *netlab.Host, bin string, args []string, logPath string) (*netlab.Proc, error) {
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close() // the child holds its own copy
+	fmt.Fprintf(f, "===== %s: buoy %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
+	cmd := host.Command(context.Background(), bin, args...)
+	cmd.Env = env()
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = agentProcAttr()
+	return lab.Start(cmd)
+}
+
+// WaitAPI calls ready, which asks the agent's API something, every poll
+// until it succeeds. It fails if p exits first, quoting the end of
+// logPath, or if ready has not succeeded within 60 s.
+func WaitAPI(p *netlab.Proc, logPath string, poll time.Duration, ready func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	for {
-		if _, err := n.Status(ctx); err == nil {
-			return
+		if err := ready(ctx); err == nil {
+			return nil
 		}
 		select {
 		case <-p.Done():
-			c.t.Fatalf("nscluster: %s exited (%v) before its API answered:\n%s", n.name, p.Err(), tail(n.logPath, 30))
+			return fmt.Errorf("exited (%v) before its API answered:\n%s", p.Err(), Tail(logPath, 30))
 		case <-ctx.Done():
-			c.t.Fatalf("nscluster: %s: API does not answer after %v", n.name, startTimeout)
-		case <-time.After(c.opts.Poll):
+			return fmt.Errorf("API does not answer after %v", startTimeout)
+		case <-time.After(poll):
 		}
 	}
 }
@@ -311,12 +333,16 @@ func env() []string {
 }
 
 // Running reports whether the agent's latest process has not exited.
-func (n *Node) Running() bool {
-	if n.proc == nil {
+func (n *Node) Running() bool { return ProcRunning(n.proc) }
+
+// ProcRunning reports whether p, a process of StartAgent or nil (never
+// started), is running.
+func ProcRunning(p *netlab.Proc) bool {
+	if p == nil {
 		return false
 	}
 	select {
-	case <-n.proc.Done():
+	case <-p.Done():
 		return false
 	default:
 		return true
@@ -339,36 +365,49 @@ func (n *Node) Stop() {
 	}
 }
 
-// CLI runs a client command against the node's API, inside its namespace:
-// args are the command words ("token create"), then flags; --http-addr is
-// put right after the command words. It returns standard output; the error
-// carries standard error.
+// CLI runs a client command against the node's API, inside its
+// namespace, with RunCLI.
 func (n *Node) CLI(ctx context.Context, args ...string) ([]byte, error) {
+	return RunCLI(ctx, n.host, n.c.opts.CLI, args...)
+}
+
+// cliJSON runs a client command with --json and decodes its output.
+func (n *Node) cliJSON(ctx context.Context, v any, args ...string) error {
+	return RunCLIJSON(ctx, n.host, n.c.opts.CLI, v, args...)
+}
+
+// RunCLI runs the client command args of the buoy binary bin inside
+// host's namespace, against the agent's API there (HTTPAddr): args are
+// the command words ("members", "token create", "roles move"), then
+// flags; --http-addr is put right after the command words. It returns
+// standard output; the error carries standard error. The process has the
+// agents' environment, so BUOY_* variables of ours do not reach it.
+func RunCLI(ctx context.Context, host *netlab.Host, bin string, args ...string) ([]byte, error) {
 	words := 1
-	if len(args) > 1 && args[0] == "token" {
+	if len(args) > 1 && (args[0] == "token" || args[0] == "roles") && !strings.HasPrefix(args[1], "-") {
 		words = 2
 	}
 	full := slices.Concat(args[:min(words, len(args))], []string{"--http-addr", HTTPAddr}, args[min(words, len(args)):])
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
-	cmd := n.host.Command(ctx, n.c.opts.CLI, full...)
+	cmd := host.Command(ctx, bin, full...)
 	cmd.Env = env()
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("buoy %s on %s: %w: %s", strings.Join(full, " "), n.name, err, strings.TrimSpace(stderr.String()))
+		return nil, fmt.Errorf("buoy %s on %s: %w: %s", strings.Join(full, " "), host.Name(), err, strings.TrimSpace(stderr.String()))
 	}
 	return stdout.Bytes(), nil
 }
 
-// cliJSON runs a client command with --json and decodes its output.
-func (n *Node) cliJSON(ctx context.Context, v any, args ...string) error {
-	out, err := n.CLI(ctx, append(args, "--json")...)
+// RunCLIJSON is RunCLI with --json added, decoding the output into v.
+func RunCLIJSON(ctx context.Context, host *netlab.Host, bin string, v any, args ...string) error {
+	out, err := RunCLI(ctx, host, bin, append(args, "--json")...)
 	if err != nil {
 		return err
 	}
 	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("buoy %s --json on %s: decoding %q: %w", strings.Join(args, " "), n.name, out, err)
+		return fmt.Errorf("buoy %s --json on %s: decoding %q: %w", strings.Join(args, " "), host.Name(), out, err)
 	}
 	return nil
 }

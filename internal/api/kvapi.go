@@ -395,19 +395,46 @@ func writeEvent(w io.Writer, event, id string, data any) {
 	_, _ = io.WriteString(w, sb.String())
 }
 
-func (s *server) kvPut(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
-	q, err := parseQuery(r, "cas", "ttl")
+// writeQuery is the query of PUT and DELETE /v1/kv/{key}.
+type writeQuery struct {
+	// cas, from ?cas=N, makes the write apply only at that modify index
+	// (0: only if the key is absent); nil without it.
+	cas *uint64
+	// ttl, from PUT's ?ttl, makes the key expire; 0 without it.
+	ttl time.Duration
+	// prefix, from DELETE's ?prefix, deletes every key under the key.
+	prefix bool
+}
+
+// parseWriteQuery reads the query of a write, which may name only the
+// allowed parameters (of cas, ttl and prefix). It allocates only for
+// ?cas, so a plain put costs nothing here.
+func parseWriteQuery(r *http.Request, allowed ...string) (writeQuery, error) {
+	q, err := parseQuery(r, allowed...)
 	if err != nil {
-		s.kvError(w, r, err)
-		return
+		return writeQuery{}, err
 	}
+	var wq writeQuery
 	cas, hasCAS, err := q.index("cas")
 	if err != nil {
-		s.kvError(w, r, err)
-		return
+		return writeQuery{}, err
 	}
-	ttl, _, err := q.duration("ttl")
+	if hasCAS {
+		at := cas // declared here, so the heap holds it only for ?cas
+		wq.cas = &at
+	}
+	if wq.ttl, _, err = q.duration("ttl"); err != nil {
+		return writeQuery{}, err
+	}
+	if wq.prefix, err = q.flag("prefix"); err != nil {
+		return writeQuery{}, err
+	}
+	return wq, nil
+}
+
+func (s *server) kvPut(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	q, err := parseWriteQuery(r, "cas", "ttl")
 	if err != nil {
 		s.kvError(w, r, err)
 		return
@@ -435,13 +462,9 @@ func (s *server) kvPut(w http.ResponseWriter, r *http.Request) {
 		s.kvError(w, r, fmt.Errorf("%w: %s bytes, the limit is %d (--kv-max-value)", kv.ErrValueTooLarge, size, limits.MaxValueBytes))
 		return
 	}
-	var casp *uint64
-	if hasCAS {
-		casp = &cas
-	}
 	ctx, cancel := context.WithTimeout(r.Context(), kvWriteTimeout)
 	defer cancel()
-	e, err := s.b.KVPut(ctx, key, value, casp, ttl)
+	e, err := s.b.KVPut(ctx, key, value, q.cas, q.ttl)
 	if err != nil {
 		s.kvWriteError(w, r, key, err)
 		return
@@ -452,26 +475,16 @@ func (s *server) kvPut(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) kvDelete(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	q, err := parseQuery(r, "cas", "prefix")
-	if err != nil {
-		s.kvError(w, r, err)
-		return
-	}
-	cas, hasCAS, err := q.index("cas")
-	if err != nil {
-		s.kvError(w, r, err)
-		return
-	}
-	prefix, err := q.flag("prefix")
+	q, err := parseWriteQuery(r, "cas", "prefix")
 	if err != nil {
 		s.kvError(w, r, err)
 		return
 	}
 	limits := s.b.KVLimits()
 	switch {
-	case prefix && hasCAS:
+	case q.prefix && q.cas != nil:
 		err = fmt.Errorf("%w: ?cas applies to one key, not to a ?prefix delete (use POST /v1/txn)", ErrBadRequest)
-	case prefix:
+	case q.prefix:
 		err = limits.CheckPrefix(key)
 	default:
 		err = limits.CheckKey(key)
@@ -483,15 +496,11 @@ func (s *server) kvDelete(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), kvWriteTimeout)
 	defer cancel()
 	var n int
-	if prefix {
+	if q.prefix {
 		n, err = s.b.KVDeletePrefix(ctx, key)
 	} else {
-		var casp *uint64
-		if hasCAS {
-			casp = &cas
-		}
 		var existed bool
-		existed, err = s.b.KVDelete(ctx, key, casp)
+		existed, err = s.b.KVDelete(ctx, key, q.cas)
 		if existed {
 			n = 1
 		}

@@ -182,32 +182,57 @@ func defineRole(t *testing.T, c *Cluster, def buoy.RoleDef) (*Node, uint64) {
 	return waitHolder(t, c, def.Name, roleBound)
 }
 
+// threeNodes starts nodes n1 to n3 and waits until each knows the others:
+// where every role scenario begins.
+func threeNodes(t *testing.T) *Cluster {
+	t.Helper()
+	c := New(t, Options{})
+	grow(t, c, names(3)...)
+	c.WaitMembers(convergeBound, names(3)...)
+	return c
+}
+
+// withRole is threeNodes with role def watched (from before it exists,
+// so the watch sees the first promote) and defined; it returns once a
+// node holds it, with that node and its epoch.
+func withRole(t *testing.T, def buoy.RoleDef) (*Cluster, *roleWatch, *Node, uint64) {
+	t.Helper()
+	c := threeNodes(t)
+	w := newRoleWatch(t, c, def.Name)
+	holder, epoch := defineRole(t, c, def)
+	return c, w, holder, epoch
+}
+
+// checkFailover crashes old, the holder of the watched role at epoch, and
+// checks that another node is promoted within bound (virtual time) at a
+// higher epoch.
+func (w *roleWatch) checkFailover(c *Cluster, old *Node, epoch uint64, bound time.Duration) {
+	t := w.t
+	t.Helper()
+	killed := time.Now()
+	w.kill(c, old)
+	holder, newEpoch := waitHolder(t, c, w.role, roleBound, old.Name)
+	promoted, ok := w.first(holder.Name, "promote", killed)
+	if !ok {
+		t.Fatalf("no promote event on %s after the kill of %s; events %v", holder.Name, old.Name, w.events())
+	}
+	if took := promoted.at.Sub(killed); took > bound {
+		t.Errorf("failover from %s to %s took %v, want at most %v", old.Name, holder.Name, took, bound)
+	} else {
+		t.Logf("failover from %s to %s took %v (virtual)", old.Name, holder.Name, took)
+	}
+	if newEpoch <= epoch {
+		t.Errorf("epoch after the failover = %d, want above %d", newEpoch, epoch)
+	}
+}
+
 // TestRoleHolderCrash: the holder of a role crashes; another node is
 // promoted within the failover bound, at a higher epoch, and the two
 // never overlap.
 func TestRoleHolderCrash(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
-		w := newRoleWatch(t, c, "web")
-		old, epoch := defineRole(t, c, buoy.RoleDef{Name: "web"})
-
-		killed := time.Now()
-		w.kill(c, old)
-		holder, newEpoch := waitHolder(t, c, "web", roleBound, old.Name)
-		promoted, ok := w.first(holder.Name, "promote", killed)
-		if !ok {
-			t.Fatalf("no promote event on %s after the kill; events %v", holder.Name, w.events())
-		}
-		if took := promoted.at.Sub(killed); took > failoverBound {
-			t.Errorf("failover took %v, want at most %v", took, failoverBound)
-		} else {
-			t.Logf("failover from %s to %s took %v (virtual)", old.Name, holder.Name, took)
-		}
-		if newEpoch <= epoch {
-			t.Errorf("epoch after failover = %d, want above %d", newEpoch, epoch)
-		}
+		c, w, old, epoch := withRole(t, buoy.RoleDef{Name: "web"})
+		w.checkFailover(c, old, epoch, failoverBound)
 	})
 }
 
@@ -216,11 +241,7 @@ func TestRoleHolderCrash(t *testing.T) {
 // stays demoted, knows the new holder, and the epoch has grown.
 func TestRoleHolderPartitioned(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
-		w := newRoleWatch(t, c, "web")
-		old, epoch := defineRole(t, c, buoy.RoleDef{Name: "web"})
+		c, w, old, epoch := withRole(t, buoy.RoleDef{Name: "web"})
 
 		cut := time.Now()
 		c.Partition(old.Name)
@@ -260,9 +281,7 @@ func TestRoleHolderPartitioned(t *testing.T) {
 // the leader has no idle voter to hand its leadership to.
 func TestRoleLeaderAndHolderCrash(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
+		c := threeNodes(t)
 		leader := c.WaitLeader(electBound)
 		prio := map[string]int{}
 		for i, n := range c.Followers(leader) {
@@ -280,18 +299,7 @@ func TestRoleLeaderAndHolderCrash(t *testing.T) {
 			t.Fatalf("leadership moved to %s although every voter holds a role", l.Name)
 		}
 
-		killed := time.Now()
-		w.kill(c, old)
-		holder, newEpoch := waitHolder(t, c, "db", roleBound, old.Name)
-		promoted, _ := w.first(holder.Name, "promote", killed)
-		if took := promoted.at.Sub(killed); took > leaderFailoverBound {
-			t.Errorf("failover with the leader took %v, want at most %v", took, leaderFailoverBound)
-		} else {
-			t.Logf("failover of leader and holder %s to %s took %v (virtual)", old.Name, holder.Name, took)
-		}
-		if newEpoch <= epoch {
-			t.Errorf("epoch = %d, want above %d", newEpoch, epoch)
-		}
+		w.checkFailover(c, old, epoch, leaderFailoverBound)
 	})
 }
 
@@ -300,9 +308,7 @@ func TestRoleLeaderAndHolderCrash(t *testing.T) {
 // election and a lease.
 func TestRoleLeaderSheds(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
+		c := threeNodes(t)
 		leader := c.WaitLeader(electBound)
 		holder, _ := defineRole(t, c, buoy.RoleDef{Name: "db", Candidates: map[string]int{leader.Name: 100}})
 		if holder != leader {
@@ -328,11 +334,7 @@ func TestRoleLeaderSheds(t *testing.T) {
 // and with preempt off more flapping of the old holder moves nothing.
 func TestRoleFlappingHealth(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
-		w := newRoleWatch(t, c, "web")
-		old, epoch := defineRole(t, c, buoy.RoleDef{Name: "web"})
+		c, w, old, epoch := withRole(t, buoy.RoleDef{Name: "web"})
 
 		// The probes feed a tracker with rise 2 and fall 2, as a check's
 		// runner does, and its status goes to the node.
@@ -388,12 +390,8 @@ func TestRolePreempt(t *testing.T) {
 	for _, preempt := range []bool{true, false} {
 		t.Run(fmt.Sprintf("preempt=%v", preempt), func(t *testing.T) {
 			Run(t, func(t *testing.T) {
-				c := New(t, Options{})
-				grow(t, c, names(3)...)
-				c.WaitMembers(convergeBound, names(3)...)
-				newRoleWatch(t, c, "web")
 				def := buoy.RoleDef{Name: "web", Preempt: preempt, Candidates: map[string]int{"n1": 100, "n2": 50, "n3": 10}}
-				first, _ := defineRole(t, c, def)
+				c, _, first, _ := withRole(t, def)
 				if first.Name != "n1" {
 					t.Fatalf("web went to %s, want n1 (highest priority)", first.Name)
 				}
@@ -424,11 +422,7 @@ func TestRolePreempt(t *testing.T) {
 // refused with clear errors.
 func TestRoleMove(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
-		w := newRoleWatch(t, c, "web")
-		old, epoch := defineRole(t, c, buoy.RoleDef{Name: "web", Candidates: map[string]int{"n1": 1, "n2": 1, "n3": 1}})
+		c, w, old, epoch := withRole(t, buoy.RoleDef{Name: "web", Candidates: map[string]int{"n1": 1, "n2": 1, "n3": 1}})
 		var target *Node
 		for _, n := range c.Live() {
 			if n != old {
@@ -495,9 +489,7 @@ func TestRoleMove(t *testing.T) {
 // (which a new leader would pick for a vacant role on its own).
 func TestRoleMoveAcrossLeaderCrash(t *testing.T) {
 	Run(t, func(t *testing.T) {
-		c := New(t, Options{})
-		grow(t, c, names(3)...)
-		c.WaitMembers(convergeBound, names(3)...)
+		c := threeNodes(t)
 		leader := c.WaitLeader(electBound)
 		var favoured, target *Node
 		for _, n := range c.Followers(leader) {

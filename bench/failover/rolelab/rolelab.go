@@ -14,9 +14,7 @@ package rolelab
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +32,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"buoy/e2e/netlab"
+	"buoy/e2e/nscluster"
 )
 
 // Role is the failover role every cluster defines; Name is its DNS name.
@@ -46,7 +45,6 @@ const (
 // Bounds of waits; nothing here asserts how fast a step is.
 const (
 	startTimeout = 60 * time.Second
-	cliTimeout   = 20 * time.Second
 )
 
 // Options configure a cluster.
@@ -188,48 +186,22 @@ func (n *Node) Restart() {
 	if n.Running() {
 		c.t.Fatalf("rolelab: %s is running", n.Name)
 	}
-	f, err := os.OpenFile(n.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		c.t.Fatalf("rolelab: %v", err)
-	}
-	defer f.Close()
-	cmd := n.Host.Command(context.Background(), c.opts.Agent, n.args...)
-	cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "BUOY_") })
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p, err := c.lab.Start(cmd)
+	p, err := nscluster.StartAgent(c.lab, n.Host, c.opts.Agent, n.args, n.log)
 	if err != nil {
 		c.t.Fatalf("rolelab: start %s: %v", n.Name, err)
 	}
 	n.proc = p
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	for {
-		if _, err := n.CLI(ctx, "status"); err == nil {
-			return
-		}
-		select {
-		case <-p.Done():
-			c.t.Fatalf("rolelab: %s exited (%v):\n%s", n.Name, p.Err(), Tail(n.log, 30))
-		case <-ctx.Done():
-			c.t.Fatalf("rolelab: %s: API does not answer", n.Name)
-		case <-time.After(50 * time.Millisecond):
-		}
+	err = nscluster.WaitAPI(p, n.log, 50*time.Millisecond, func(ctx context.Context) error {
+		_, err := n.CLI(ctx, "status")
+		return err
+	})
+	if err != nil {
+		c.t.Fatalf("rolelab: %s: %v", n.Name, err)
 	}
 }
 
 // Running reports whether the node's agent runs.
-func (n *Node) Running() bool {
-	if n.proc == nil {
-		return false
-	}
-	select {
-	case <-n.proc.Done():
-		return false
-	default:
-		return true
-	}
-}
+func (n *Node) Running() bool { return nscluster.ProcRunning(n.proc) }
 
 // Kill sends SIGKILL to the agent (kill -9) and waits until it is gone.
 func (n *Node) Kill() {
@@ -258,33 +230,13 @@ func (n *Node) Restore() { n.c.lab.Restore(n.Host, n.c.sw) }
 func (n *Node) Log() string { return n.log }
 
 // CLI runs "buoy ARGS --http-addr ..." inside the node's namespace and
-// returns its standard output.
+// returns its standard output (nscluster.RunCLI).
 func (n *Node) CLI(ctx context.Context, args ...string) ([]byte, error) {
-	words := 1
-	if len(args) > 1 && (args[0] == "token" || args[0] == "roles") && !strings.HasPrefix(args[1], "-") {
-		words = 2
-	}
-	full := slices.Concat(args[:min(words, len(args))], []string{"--http-addr", "127.0.0.1:7380"}, args[min(words, len(args)):])
-	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
-	defer cancel()
-	cmd := n.Host.Command(ctx, n.c.opts.CLI, full...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("buoy %s on %s: %w: %s", strings.Join(full, " "), n.Name, err, strings.TrimSpace(stderr.String()))
-	}
-	return stdout.Bytes(), nil
+	return nscluster.RunCLI(ctx, n.Host, n.c.opts.CLI, args...)
 }
 
 func (n *Node) cliJSON(ctx context.Context, v any, args ...string) error {
-	out, err := n.CLI(ctx, append(args, "--json")...)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(out, v); err != nil {
-		return fmt.Errorf("buoy %s on %s: %q: %w", strings.Join(args, " "), n.Name, out, err)
-	}
-	return nil
+	return nscluster.RunCLIJSON(ctx, n.Host, n.c.opts.CLI, v, args...)
 }
 
 // RoleState is the role as "buoy roles --json" on one node shows it.
@@ -533,22 +485,9 @@ func listenIn(ns string) (net.PacketConn, error) {
 	return r.c, r.err
 }
 
-// Tail returns the last lines of a file.
-func Tail(path string, lines int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
-}
-
 // DumpLogs logs the end of every agent's log (for a failed test).
 func (c *Cluster) DumpLogs(lines int) {
 	for _, n := range c.Nodes {
-		c.t.Logf("--- %s (%s) ---\n%s", n.Name, n.log, Tail(n.log, lines))
+		c.t.Logf("--- %s (%s) ---\n%s", n.Name, n.log, nscluster.Tail(n.log, lines))
 	}
 }
