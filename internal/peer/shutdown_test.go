@@ -54,6 +54,25 @@ func idleStream(t *testing.T, a, b *testNode) (opened, accepted *Stream) {
 	return opened, accepted
 }
 
+// streamPair is two nodes a and b on an in-memory network, linked, with
+// an idle rpc stream a opened to b.
+type streamPair struct {
+	mem              *memNet
+	c                *cluster
+	a, b             *testNode
+	opened, accepted *Stream
+}
+
+func newStreamPair(t *testing.T) streamPair {
+	t.Helper()
+	p := streamPair{mem: &memNet{}, c: newCluster(t)}
+	p.c.dial, p.c.listen = p.mem.dial, p.mem.listen
+	p.a = p.c.start("a", nil)
+	p.b = p.c.start("b", nil)
+	p.opened, p.accepted = idleStream(t, p.a, p.b)
+	return p
+}
+
 // pendingRead starts a Read on s, with a read deadline of 30 s as an rpc
 // server sets between requests (zero: none), and returns the channel its
 // error arrives on.
@@ -90,12 +109,8 @@ func TestStreamCloseEndsPendingRead(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			peertest.SyncTest(t, func(t *testing.T) {
-				mem := &memNet{}
-				c := newCluster(t)
-				c.dial, c.listen = mem.dial, mem.listen
-				a := c.start("a", nil)
-				b := c.start("b", nil)
-				opened, accepted := idleStream(t, a, b)
+				p := newStreamPair(t)
+				mem, opened, accepted := p.mem, p.opened, p.accepted
 				s := accepted
 				if tt.reader == "opened" {
 					s = opened
@@ -137,12 +152,7 @@ func TestStreamCloseEndsPendingRead(t *testing.T) {
 // the stream's reads.
 func TestStreamDeadlineAfterClose(t *testing.T) {
 	peertest.SyncTest(t, func(t *testing.T) {
-		mem := &memNet{}
-		c := newCluster(t)
-		c.dial, c.listen = mem.dial, mem.listen
-		a := c.start("a", nil)
-		b := c.start("b", nil)
-		_, s := idleStream(t, a, b)
+		s := newStreamPair(t).accepted
 		s.Close()
 		for _, set := range []struct {
 			name string
@@ -176,12 +186,8 @@ func TestStreamDeadlineAfterClose(t *testing.T) {
 // them as a net.Conn.
 func TestStreamPeerName(t *testing.T) {
 	peertest.SyncTest(t, func(t *testing.T) {
-		mem := &memNet{}
-		c := newCluster(t)
-		c.dial, c.listen = mem.dial, mem.listen
-		a := c.start("a", nil)
-		b := c.start("b", nil)
-		opened, accepted := idleStream(t, a, b)
+		p := newStreamPair(t)
+		opened, accepted := p.opened, p.accepted
 		for _, tc := range []struct {
 			conn net.Conn
 			want string
@@ -246,12 +252,8 @@ const closeBound = 10 * time.Second
 // timeout.
 func TestCloseEndsRetiredSession(t *testing.T) {
 	peertest.SyncTest(t, func(t *testing.T) {
-		mem := &memNet{}
-		c := newCluster(t)
-		c.dial, c.listen = mem.dial, mem.listen
-		a := c.start("a", nil)
-		b := c.start("b", nil)
-		_, accepted := idleStream(t, a, b)
+		p := newStreamPair(t)
+		c, a, b, accepted := p.c, p.a, p.b, p.accepted
 		old := b.net.current("a")
 		done := pendingRead(accepted, 0)
 

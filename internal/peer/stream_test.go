@@ -39,12 +39,8 @@ func TestSoon(t *testing.T) {
 // has already expired (see soon); a later deadline revives them.
 func TestStreamPastDeadline(t *testing.T) {
 	peertest.SyncTest(t, func(t *testing.T) {
-		mem := &memNet{}
-		c := newCluster(t)
-		c.dial, c.listen = mem.dial, mem.listen
-		a := c.start("a", nil)
-		b := c.start("b", nil)
-		opened, accepted := idleStream(t, a, b)
+		p := newStreamPair(t)
+		opened, accepted := p.opened, p.accepted
 
 		accepted.SetDeadline(time.Now().Add(-time.Second))
 		var ne net.Error
