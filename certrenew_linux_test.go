@@ -59,18 +59,15 @@ func saveReadOnly(dir string, id *pki.Identity) error {
 func TestCertRenewalFailure(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	cfg := Config{Name: "solo", DataDir: dir, PeerAddr: "127.0.0.1:0", HTTPAddr: "-", Bootstrap: true}
-	n := startCertNode(t, ctx, cfg, nil)
-	ca := clusterCA(t, n)
-	n.Close()
+	cfg, ca := stoppedSolo(t, ctx)
+	dir := cfg.DataDir
 	short := shortenCert(t, ca, dir, 0, 10*time.Minute)
 
 	logs := &logLines{}
 	cfg.Logger = logs.logger()
 	var readOnly atomic.Bool
 	readOnly.Store(true)
-	n = startCertNode(t, ctx, cfg, func(n *Node) {
+	n := startCertNode(t, ctx, cfg, func(n *Node) {
 		n.cert.every = 50 * time.Millisecond
 		n.cert.save = func(dir string, id *pki.Identity) error {
 			if readOnly.Load() {

@@ -92,6 +92,17 @@ func startCertNode(t *testing.T, ctx context.Context, cfg Config, hooks func(*No
 }
 
 // clusterCA returns the cluster CA from n's replicated state.
+// stoppedSolo bootstraps a one-node cluster "solo", stops it and returns
+// its config (to start it again) and its CA.
+func stoppedSolo(t *testing.T, ctx context.Context) (Config, *pki.CA) {
+	t.Helper()
+	cfg := Config{Name: "solo", DataDir: t.TempDir(), PeerAddr: "127.0.0.1:0", HTTPAddr: "-", Bootstrap: true}
+	n := startCertNode(t, ctx, cfg, nil)
+	ca := clusterCA(t, n)
+	n.Close()
+	return cfg, ca
+}
+
 func clusterCA(t *testing.T, n *Node) *pki.CA {
 	t.Helper()
 	s := n.fsm.View()
@@ -254,11 +265,8 @@ func apiCall(t *testing.T, n *Node, method, path string, out any) {
 func TestCertExpiredAtStart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	dir := t.TempDir()
-	cfg := Config{Name: "solo", DataDir: dir, PeerAddr: "127.0.0.1:0", HTTPAddr: "-", Bootstrap: true}
-	n := startCertNode(t, ctx, cfg, nil)
-	ca := clusterCA(t, n)
-	n.Close()
+	cfg, ca := stoppedSolo(t, ctx)
+	dir := cfg.DataDir
 	// Issued 50 minutes ago for 20 minutes: expired half an hour ago.
 	expired := shortenCert(t, ca, dir, 50*time.Minute, 20*time.Minute)
 
