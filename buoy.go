@@ -63,6 +63,9 @@ type Node struct {
 	// kvFwd sends this node's key-value writes to the leader
 	// (kvforward.go).
 	kvFwd *kvForwarder
+	// kvRawOff, set by a test between New and Start, leaves the binary
+	// batches unserved, as a node older than them does.
+	kvRawOff bool
 	// cert holds the certificate in use, which renewals replace; id keeps
 	// the one loaded at start (key and CA never change) (certrenew.go).
 	cert certState

@@ -50,8 +50,9 @@ type kvForwarder struct {
 	n     *Node
 	queue chan *kvCall
 	// batches and batched count the batches of more than one write sent
-	// and the writes in them, for tests.
-	batches, batched atomic.Uint64
+	// and the writes in them, and fallbacks the batches a leader refused
+	// (an older version) and that went write by write, for tests.
+	batches, batched, fallbacks atomic.Uint64
 }
 
 // A kvCall is one write waiting for its batch. state moves once from
@@ -257,6 +258,7 @@ func (f *kvForwarder) send(batch []*kvCall) {
 		// A leader that does not know kvBatchRawOp (an older version)
 		// refuses the whole call before applying anything: send the
 		// writes one by one, on the plain path any leader serves.
+		f.fallbacks.Add(1)
 		var wg sync.WaitGroup
 		for _, c := range batch {
 			wg.Go(func() {
@@ -317,6 +319,9 @@ func (n *Node) applyKVBatch(ctx context.Context, reqs []kvRequest) []kvAnswer {
 
 // registerKVBatchRPC serves kvBatchRawOp and kvBatchOp on the leader.
 func (n *Node) registerKVBatchRPC() {
+	if n.kvRawOff {
+		return // a test stands in for a leader older than raw bodies
+	}
 	n.raft.HandleRaw(kvBatchRawOp, func(ctx context.Context, from string, body []byte) ([]byte, error) {
 		reqs, err := decodeKVBatch(body)
 		if err != nil {

@@ -14,11 +14,21 @@ import (
 // first.
 func startTrio(t *testing.T, ctx context.Context) []*Node {
 	t.Helper()
+	return startTrioWith(t, ctx, nil)
+}
+
+// startTrioWith is startTrio with hook run on each node between New and
+// Start.
+func startTrioWith(t *testing.T, ctx context.Context, hook func(*Node)) []*Node {
+	t.Helper()
 	dir := t.TempDir()
 	start := func(cfg Config) *Node {
 		n, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if hook != nil {
+			hook(n)
 		}
 		if err := n.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -192,5 +202,47 @@ func TestKVForwardAnswer(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKVForwardToOldLeader: a leader that predates binary batches refuses
+// them before acting ("unknown raw rpc"); the follower then sends each
+// write on the plain path, and every write commits once with its own
+// answer.
+func TestKVForwardToOldLeader(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	nodes := startTrioWith(t, ctx, func(n *Node) { n.kvRawOff = true })
+	var follower *Node
+	for _, n := range nodes {
+		if !n.raft.IsLeader() {
+			follower = n
+			break
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 4 {
+				key := fmt.Sprintf("old/%d/%d", w, i)
+				e, err := follower.KV().Put(ctx, key, []byte(key), PutOptions{})
+				if err != nil || string(e.Value) != key || e.ModifyIndex == 0 {
+					errs <- fmt.Errorf("Put(%s) = %+v, %v", key, e, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if follower.kvFwd.fallbacks.Load() == 0 {
+		t.Error("no batch fell back to the plain path, though the leader serves no binary batches")
+	}
+	list, _, err := nodes[0].KV().List(ctx, "old/", ReadOptions{})
+	if err != nil || len(list) != 64 {
+		t.Errorf("List(old/) = %d keys, %v; want 64", len(list), err)
 	}
 }
