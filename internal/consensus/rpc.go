@@ -37,6 +37,9 @@ func (n *Node) HandleRaw(op string, h RawHandler) {
 	n.rawHandlers[op] = h
 }
 
+// maxEnvelope is room for a Response's other fields around its body.
+const maxEnvelope = 64 << 10
+
 // rpcTimeout bounds how long one stream may sit idle between frames.
 const rpcTimeout = 30 * time.Second
 
@@ -112,7 +115,9 @@ func (n *Node) dispatch(from string, req wire.Request, raw []byte) (wire.Respons
 			return wire.Response{Error: err.Error(), Code: store.Code(err)}, nil
 		}
 		if len(out) > wire.MaxFrame {
-			return wire.Response{Error: fmt.Sprintf("%s reply: %d bytes, the limit is %d", req.Op, len(out), wire.MaxFrame)}, nil
+			// The handler has acted: what it did is lost, not undone.
+			return wire.Response{Error: fmt.Sprintf("%s reply: %d bytes, the limit is %d: %v", req.Op, len(out), wire.MaxFrame, store.ErrOutcomeUnknown),
+				Code: store.Code(store.ErrOutcomeUnknown)}, nil
 		}
 		return wire.Response{Raw: true}, out
 	}
@@ -129,8 +134,12 @@ func (n *Node) dispatchJSON(ctx context.Context, from string, req wire.Request) 
 		return wire.Response{Error: err.Error(), Code: store.Code(err)}
 	}
 	body, err := json.Marshal(out)
+	if err == nil && len(body) > wire.MaxFrame-maxEnvelope {
+		err = fmt.Errorf("%d bytes, the limit is %d", len(body), wire.MaxFrame-maxEnvelope)
+	}
 	if err != nil {
-		return wire.Response{Error: fmt.Sprintf("encode %s reply: %v", req.Op, err)}
+		// The handler has acted: what it did is lost, not undone.
+		return wire.Response{Error: fmt.Sprintf("encode %s reply: %v: %v", req.Op, err, store.ErrOutcomeUnknown), Code: store.Code(store.ErrOutcomeUnknown)}
 	}
 	return wire.Response{Body: body}
 }

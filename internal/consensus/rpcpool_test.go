@@ -143,6 +143,12 @@ func newRPCPair(t *testing.T) *rpcPair {
 	p.server.HandleRaw("fail-raw", func(context.Context, string, []byte) ([]byte, error) {
 		return nil, store.ErrNotLeader
 	})
+	p.server.HandleRaw("huge-raw", func(context.Context, string, []byte) ([]byte, error) {
+		return make([]byte, wire.MaxFrame+1), nil
+	})
+	p.server.Handle("huge", func(context.Context, string, json.RawMessage) (any, error) {
+		return make([]byte, wire.MaxFrame), nil // base64: a third larger
+	})
 	p.server.Handle("echo", func(_ context.Context, _ string, body json.RawMessage) (any, error) {
 		var s string
 		err := json.Unmarshal(body, &s)
@@ -359,5 +365,24 @@ func TestRawCallToOldPeer(t *testing.T) {
 	var s string
 	if err := client.Call(t.Context(), "old", "echo", "still", &s); err != nil || s != "still" {
 		t.Errorf("Call after the refused raw call = %q, %v; want \"still\"", s, err)
+	}
+}
+
+// TestCallHugeAnswer: a handler that acted but whose answer is too large
+// to send reports an unknown outcome (the caller must not take it for a
+// refusal and send the write again), on both kinds of call.
+func TestCallHugeAnswer(t *testing.T) {
+	p := newRPCPair(t)
+	var got Raw
+	if err := p.client.Call(t.Context(), "server", "huge-raw", Raw("x"), &got); !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Errorf("raw Call with a %d-byte answer = %v, want ErrOutcomeUnknown", wire.MaxFrame+1, err)
+	}
+	var b []byte
+	if err := p.client.Call(t.Context(), "server", "huge", nil, &b); !errors.Is(err, store.ErrOutcomeUnknown) {
+		t.Errorf("Call with a %d-byte answer = %v, want ErrOutcomeUnknown", wire.MaxFrame, err)
+	}
+	var s string
+	if err := p.client.Call(t.Context(), "server", "echo", "after", &s); err != nil || s != "after" {
+		t.Errorf("Call after the huge answers = %q, %v; want \"after\"", s, err)
 	}
 }
