@@ -113,6 +113,9 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		CAHash:      pki.CertHash(n.id.CADER),
 		PeerAddr:    n.peerL.Addr().String(),
 	}
+	if id := n.cert.cur.Load(); id != nil {
+		out.CertNotAfter, out.CertRenewAfter = id.Cert.NotAfter.UTC(), pki.RenewAt(id.Cert).UTC()
+	}
 	out.SelfAddress, out.NAT, out.Observations = n.observations()
 	if out.Observations == nil {
 		out.Observations = []api.Observation{}

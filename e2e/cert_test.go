@@ -74,6 +74,16 @@ func TestCertRenew(t *testing.T) {
 	if got := servedSerial(t, d2); got != cur.Serial {
 		t.Errorf("after renew the peer port presents serial %s, want the new %s", got, cur.Serial)
 	}
+	// buoy status names the expiry too.
+	var st struct {
+		CertNotAfter string `json:"cert_not_after"`
+	}
+	if err := d2.cliJSON(&st, "status"); err != nil || st.CertNotAfter != cur.NotAfter {
+		t.Errorf("buoy status --json cert_not_after = %q, %v; want %q", st.CertNotAfter, err, cur.NotAfter)
+	}
+	if out, _, err := d2.cli("status"); err != nil || !strings.Contains(out, "certificate:   expires ") {
+		t.Errorf("buoy status = %q, %v; want a certificate line", out, err)
+	}
 
 	t.Log("restart c2: it must load the new certificate and link with it")
 	if code := d2.terminate(); code != 0 {

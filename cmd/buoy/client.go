@@ -167,6 +167,10 @@ func runClient(ctx context.Context, cmd string, args []string, stdout, stderr io
 		for _, o := range st.Observations {
 			fmt.Fprintf(stdout, "  seen by %-10s as %s\n", o.Observer, o.Seen)
 		}
+		if !st.CertNotAfter.IsZero() {
+			fmt.Fprintf(stdout, "certificate:   expires %s, renews itself after %s (buoy cert)\n",
+				st.CertNotAfter.Local().Format(time.DateOnly), st.CertRenewAfter.Local().Format(time.DateOnly))
+		}
 		return nil
 	case "token create":
 		var t buoy.NewToken

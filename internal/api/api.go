@@ -56,6 +56,10 @@ type Status struct {
 	NAT string `json:"nat"`
 	// Observations are the peers' recent views of this node.
 	Observations []Observation `json:"observations"`
+	// CertNotAfter is when this node's certificate expires, CertRenewAfter
+	// when the node renews it by itself (see GET /v1/cert).
+	CertNotAfter   time.Time `json:"cert_not_after"`
+	CertRenewAfter time.Time `json:"cert_renew_after"`
 }
 
 // Observation is one peer's view of this node's address.
