@@ -81,3 +81,60 @@ func TestStreamPastDeadline(t *testing.T) {
 		}
 	})
 }
+
+// TestStreamDeadlineTimer: a deadline in the future ends a pending Read
+// when it comes, not before, with os.ErrDeadlineExceeded; moving it
+// later, or clearing it, lets the Read go on waiting; data before it is
+// read.
+func TestStreamDeadlineTimer(t *testing.T) {
+	peertest.SyncTest(t, func(t *testing.T) {
+		p := newStreamPair(t)
+		s := p.accepted
+		start := time.Now()
+		s.SetReadDeadline(start.Add(5 * time.Second))
+		s.SetReadDeadline(start.Add(10 * time.Second)) // the first timer must not fire
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Read(make([]byte, 1))
+			done <- err
+		}()
+		time.Sleep(9 * time.Second)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Read returned %v after 9 s, before its 10 s deadline", err)
+		default:
+		}
+		time.Sleep(time.Second + time.Nanosecond)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Read at its deadline = %v, want os.ErrDeadlineExceeded", err)
+			}
+		default:
+			t.Fatal("Read still blocked after its deadline")
+		}
+
+		s.SetReadDeadline(time.Now().Add(time.Second))
+		s.SetReadDeadline(time.Time{})
+		go func() {
+			_, err := s.Read(make([]byte, 1))
+			done <- err
+		}()
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		select {
+		case err := <-done:
+			t.Fatalf("Read with the deadline cleared returned %v", err)
+		default:
+		}
+		if _, err := p.opened.Write([]byte("z")); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if err := <-done; err != nil {
+			t.Errorf("Read of data with no deadline = %v", err)
+		}
+	})
+}
