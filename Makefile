@@ -4,7 +4,7 @@
 check: fmt vet lint test
 
 test:
-	go test -race ./...
+	go test -race -count=1 ./...
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
