@@ -93,26 +93,7 @@ func BenchmarkServeUDPWildcard(b *testing.B) { benchServeUDP(b, "0.0.0.0:0") }
 // benchServeUDP is BenchmarkServeUDP with the server listening on laddr
 // and the client sending to 127.0.0.1.
 func benchServeUDP(b *testing.B, laddr string) {
-	s := newTestServer(b, "")
-	pc, err := net.ListenPacket("udp", laddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ServeUDP(ctx, pc) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("ServeUDP: %v", err)
-		}
-	}()
-	c, err := net.DialUDP("udp", nil, loopbackTo(pc))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := serveUDPClient(b, laddr, nil)
 	req, err := benchQueries[0].msg().Pack()
 	if err != nil {
 		b.Fatal(err)
@@ -151,26 +132,7 @@ func BenchmarkServeUDPBurstWildcard(b *testing.B) { benchServeUDPBurst(b, "0.0.0
 // laddr and the client sending to 127.0.0.1.
 func benchServeUDPBurst(b *testing.B, laddr string) {
 	const burst = 32
-	s := newTestServer(b, "")
-	pc, err := net.ListenPacket("udp", laddr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer pc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ServeUDP(ctx, pc) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			b.Errorf("ServeUDP: %v", err)
-		}
-	}()
-	c, err := net.DialUDP("udp", nil, loopbackTo(pc))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := serveUDPClient(b, laddr, nil)
 	req, err := benchQueries[0].msg().Pack()
 	if err != nil {
 		b.Fatal(err)
@@ -198,6 +160,40 @@ func benchServeUDPBurst(b *testing.B, laddr string) {
 
 // loopbackTo returns 127.0.0.1 with pc's port: where a client reaches a
 // server bound to 127.0.0.1 or to the wildcard address.
+// serveUDPClient serves the test zone over UDP on laddr until the test
+// ends (it then checks that ServeUDP ended cleanly) and returns a client
+// connected to it through dst (127.0.0.1 if nil). A connected socket also
+// checks the source: the kernel drops datagrams from any other address
+// than the one it is connected to.
+func serveUDPClient(tb testing.TB, laddr string, dst net.IP) *net.UDPConn {
+	tb.Helper()
+	s := newTestServer(tb, "")
+	pc, err := net.ListenPacket("udp", laddr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.ServeUDP(ctx, pc) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("ServeUDP: %v", err)
+		}
+		pc.Close()
+	})
+	to := loopbackTo(pc)
+	if dst != nil {
+		to.IP = dst
+	}
+	c, err := net.DialUDP("udp", nil, to)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
 func loopbackTo(pc net.PacketConn) *net.UDPAddr {
 	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: pc.LocalAddr().(*net.UDPAddr).Port}
 }

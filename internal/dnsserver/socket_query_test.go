@@ -245,26 +245,7 @@ func TestServeUDPAllocs(t *testing.T) {
 // fail a test, one per query would.
 func serveUDPAllocs(t *testing.T, listen string, dst net.IP) float64 {
 	t.Helper()
-	s := newTestServer(t, "")
-	pc, err := net.ListenPacket("udp", listen)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.ServeUDP(ctx, pc) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	// A connected socket also checks the source: the kernel drops
-	// datagrams from any other address than the one it is connected to.
-	c, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: dst, Port: pc.LocalAddr().(*net.UDPAddr).Port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := serveUDPClient(t, listen, dst)
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	req, err := testQuery{name: "www.example.org.", qtype: dns.TypeA, edns: 1232}.msg().Pack()
 	if err != nil {
