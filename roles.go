@@ -155,8 +155,8 @@ func (n *Node) MoveRole(ctx context.Context, role, node string) error {
 	}
 	req := wire.RoleMove{Role: role, Node: node}
 	send := func(ctx context.Context) error {
-		err := n.raft.OnLeader(ctx, wire.OpRoleMove, req, nil, func(context.Context) (any, error) {
-			return nil, n.roles.move(req, time.Now())
+		err := n.raft.OnLeader(ctx, wire.OpRoleMove, req, nil, func(ctx context.Context) (any, error) {
+			return nil, n.roles.move(ctx, req, time.Now())
 		})
 		if err != nil && !errors.Is(err, ErrMoveRefused) && errors.Is(err, store.ErrInvalidInput) {
 			// The leader's refusal, across the wire.

@@ -707,7 +707,11 @@ func (r *roleManager) proposeLocked(c failover.Command) {
 }
 
 // move runs a planned move on the leader.
-func (r *roleManager) move(m wire.RoleMove, now time.Time) error {
+func (r *roleManager) move(ctx context.Context, m wire.RoleMove, now time.Time) error {
+	if err := r.awaitTarget(ctx, m.Node, now); err != nil {
+		return err
+	}
+	now = time.Now()
 	if !r.n.raft.IsLeader() {
 		return store.ErrNotLeader
 	}
@@ -728,6 +732,38 @@ func (r *roleManager) move(m wire.RoleMove, now time.Time) error {
 	r.lastTransfer = now
 	r.poke()
 	return nil
+}
+
+// awaitTarget gives a leader that took office less than aliveFor ago
+// time to hear from node, the target of a move, before the Assigner judges
+// whether it is alive and healthy: a new leader has heard nobody yet, and
+// a move asked right after a change of leader (a leader holding a role
+// hands leadership on, so this is common) would be refused with "not
+// alive" or "unhealthy". It waits until node's first ping since the leader
+// took office (a ping carries its health), until aliveFor after it, or
+// until ctx ends.
+func (r *roleManager) awaitTarget(ctx context.Context, node string, now time.Time) error {
+	for {
+		r.mu.Lock()
+		if r.assigner == nil && r.n.raft.IsLeader() {
+			r.assigner, r.term, r.office = failover.NewAssigner(r.t), r.n.raft.Raft().CurrentTerm(), now
+		}
+		until := r.office.Add(r.aliveFor)
+		rep, reported := r.reports[node]
+		waiting := node != r.self && r.n.raft.IsLeader() && now.Before(until) && (!reported || rep.at.Before(r.office))
+		r.mu.Unlock()
+		if !waiting {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-r.n.ctx.Done():
+			return ErrClosed
+		case <-time.After(min(20*time.Millisecond, until.Sub(now))):
+		}
+		now = time.Now()
+	}
 }
 
 // holds answers HoldsRole.

@@ -53,7 +53,7 @@ func (n *Node) registerRoleRPC() {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", store.ErrInvalidInput, err)
 		}
-		return struct{}{}, r.move(m, time.Now())
+		return struct{}{}, r.move(ctx, m, time.Now())
 	})
 }
 

@@ -109,6 +109,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := running[0].LoadZoneFiles(startCtx); err != nil {
 		return fmt.Errorf("demo zone: %w", err)
 	}
+	// The printed commands move the demo role: wait until it has a holder
+	// and the leader sees every node alive and healthy, or the first
+	// "roles move" typed quickly is refused with "not alive".
+	if err := waitDemoRole(startCtx, running); err != nil {
+		return err
+	}
 
 	fmt.Fprintf(stdout, "Buoy dev cluster: %d nodes on loopback, data under %s\n\n", len(running), root)
 	for _, n := range running {
@@ -165,6 +171,38 @@ Ctrl-C stops the cluster%s.
 			}
 		}
 	}
+}
+
+// waitDemoRole waits until every node reports the demo role "web" held by
+// someone, with all its candidates alive and healthy in the leader's view.
+func waitDemoRole(ctx context.Context, nodes []*buoy.Node) error {
+	ready := func() bool {
+		for _, n := range nodes {
+			var web *buoy.RoleInfo
+			for _, r := range n.Roles() {
+				if r.Name == "web" {
+					web = &r
+				}
+			}
+			if web == nil || web.Holder == "" || len(web.Candidates) != len(nodes) {
+				return false
+			}
+			for _, c := range web.Candidates {
+				if c.Alive != "yes" || c.Health != "passing" {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	for !ready() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("demo role web: no holder with every node alive: %w", ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // demoZoneText is the zone "buoy dev" loads, to have something to query.

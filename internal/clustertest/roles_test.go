@@ -542,3 +542,43 @@ func TestRoleMoveAcrossLeaderCrash(t *testing.T) {
 		}
 	})
 }
+
+// TestRoleMoveRightAfterLeaderChange: a move asked of a leader that has
+// just taken office, before the target's first ping to it, waits for that
+// ping instead of refusing the target as not alive (a leader holding a
+// role hands leadership on, so a move soon after a change of leader is
+// common; "buoy dev"'s printed "roles move" met it).
+func TestRoleMoveRightAfterLeaderChange(t *testing.T) {
+	Run(t, func(t *testing.T) {
+		c := threeNodes(t)
+		leader := c.WaitLeader(electBound)
+		followers := c.Followers(leader)
+		// The leader is no candidate: it holds nothing and keeps leading.
+		prio := map[string]int{followers[0].Name: 1, followers[1].Name: 1}
+		defineRole(t, c, buoy.RoleDef{Name: "web", Candidates: prio})
+		if err := c.Wait(roleBound, func() error {
+			for _, cand := range roleInfo(followers[0], "web").Candidates {
+				if cand.Alive != "yes" || cand.Health != "passing" {
+					return fmt.Errorf("%s shows %+v", followers[0].Name, cand)
+				}
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		c.Kill(leader.Name)
+		next := c.WaitLeader(electBound)
+		var target *Node
+		for _, n := range followers {
+			if n != next {
+				target = n
+			}
+		}
+		if err := next.Node.MoveRole(ctxT(t, 30*time.Second), "web", target.Name); err != nil {
+			t.Fatalf("MoveRole(web, %s) asked of %s right after it took office: %v", target.Name, next.Name, err)
+		}
+		if h, _ := waitHolderAmong(t, c, followers, "web", roleBound); h != target {
+			t.Errorf("web is held by %s after the move, want %s", h.Name, target.Name)
+		}
+	})
+}
