@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -145,7 +144,7 @@ func presented(t *testing.T, n *Node) *x509.Certificate {
 	return conn.ConnectionState().PeerCertificates[0]
 }
 
-func serialOf(id *pki.Identity) string { return fmt.Sprintf("%X", id.Cert.SerialNumber) }
+func serialOf(id *pki.Identity) string { return serialHex(id.Cert) }
 
 // TestCertRenewal: a node whose certificate is due renews it by itself
 // (once its state holds the CA), saves it, presents it to new handshakes,
