@@ -21,16 +21,9 @@ func runCert(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addr, token := clientFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON")
 	// Flags may come before or after the subcommand.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	sub := "show"
 	if len(pos) > 0 {

@@ -41,16 +41,9 @@ func runRoles(ctx context.Context, args []string, stdout, stderr io.Writer, stdi
 	role := fs.String("role", "", "history: only this role")
 	limit := fs.Int("limit", 50, "history: the last N entries (0: all)")
 	// Flags may come before, between or after the arguments.
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
 	}
 	arg := func(i int) string { return pos[i] }
 	need := func(n int, what string) error {

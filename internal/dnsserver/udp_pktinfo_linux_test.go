@@ -4,11 +4,9 @@ package dnsserver
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"net"
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -312,19 +310,7 @@ func TestServeUDPReplySource(t *testing.T) {
 					}
 				}
 				defer uc.Close()
-				ctx, cancel := context.WithCancel(context.Background())
-				stop := context.AfterFunc(ctx, func() { _ = uc.SetReadDeadline(time.Unix(1, 0)) })
-				defer stop()
-				var wg sync.WaitGroup
-				done := make(chan error, 1)
-				go func() { done <- loop.serve(s, ctx, uc, &wg, make(chan struct{}, 1)) }()
-				defer func() {
-					cancel()
-					if err := <-done; err != nil {
-						t.Errorf("%s returned %v after its context ended, want nil", loop.name, err)
-					}
-					wg.Wait()
-				}()
+				defer runLoop(t, loop.name, loop.serve, s, uc)()
 
 				c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort(sock.client)))
 				if err != nil {

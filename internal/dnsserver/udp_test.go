@@ -25,6 +25,27 @@ var udpLoops = []struct {
 	}},
 }
 
+// runLoop runs one of udpLoops on uc and returns the function that stops
+// it as ServeUDP does (cancel, and a read deadline in the past) and checks
+// that it returned nil and left no goroutine behind; defer it before the
+// socket's Close runs.
+func runLoop(t *testing.T, name string, serve func(*Server, context.Context, *net.UDPConn, *sync.WaitGroup, chan struct{}) error, s *Server, uc *net.UDPConn) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	wake := context.AfterFunc(ctx, func() { _ = uc.SetReadDeadline(time.Unix(1, 0)) })
+	var wg sync.WaitGroup
+	done := make(chan error, 1)
+	go func() { done <- serve(s, ctx, uc, &wg, make(chan struct{}, 1)) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("%s returned %v after its context ended, want nil", name, err)
+		}
+		wg.Wait()
+		wake()
+	}
+}
+
 // TestServeUDPQueued sends a burst of queries before the server reads any,
 // so that they wait in the socket together and are read in batches, and
 // checks that each is answered once, correctly, over IPv4 and IPv6: fast
@@ -83,20 +104,7 @@ func TestServeUDPQueued(t *testing.T) {
 					}
 				}
 
-				ctx, cancel := context.WithCancel(context.Background())
-				// As ServeUDP stops the loops.
-				stop := context.AfterFunc(ctx, func() { _ = uc.SetReadDeadline(time.Unix(1, 0)) })
-				defer stop()
-				var wg sync.WaitGroup
-				done := make(chan error, 1)
-				go func() { done <- loop.serve(s, ctx, uc, &wg, make(chan struct{}, 1)) }()
-				defer func() {
-					cancel()
-					if err := <-done; err != nil {
-						t.Errorf("%s returned %v after its context ended, want nil", loop.name, err)
-					}
-					wg.Wait()
-				}()
+				defer runLoop(t, loop.name, loop.serve, s, uc)()
 
 				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 				buf := make([]byte, 2048)
